@@ -1,0 +1,3 @@
+from ldfix.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Access to an image's filesystem and config, whatever it is stored in."""

@@ -1,0 +1,1 @@
+"""A pure model of the glibc dynamic loader over an image filesystem."""

@@ -1,0 +1,261 @@
+"""ELF facts the loader cares about, read through pyelftools' structure decoders.
+
+Only the ELF header, the program headers, the dynamic segment and the strings it names are read, so a
+1 GB library costs the same as a 1 MB one. This is the only module that imports pyelftools.
+
+`probe` mirrors glibc's `open_verify` (elf/dl-load.c): which defects make the loader skip a candidate and
+go on searching (wrong class, wrong machine) and which stop it with an error naming the file.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.enums import ENUM_D_TAG, ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_P_TYPE_BASE
+from elftools.elf.structs import ELFStructs
+
+EM_386 = 3
+EM_X86_64 = 62
+EM_AARCH64 = 183
+EM_PPC64 = 21
+EM_S390 = 22
+ET_EXEC = 2
+ET_DYN = 3
+DF_1_NODEFLIB = 0x800
+DF_1_PIE = 0x08000000
+ELFOSABI_SYSV = 0
+ELFOSABI_GNU = 3
+LIBC_ABI_MAX = 6  # glibc's abi-tags: versions accepted with ELFOSABI_GNU are 0..LIBC_ABI_MAX-1
+
+_MACHINES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+_TYPES = {k: v for k, v in ENUM_E_TYPE.items() if isinstance(v, int)}
+_PTYPES = {k: v for k, v in ENUM_P_TYPE_BASE.items() if isinstance(v, int)}
+_DTAGS = {k: v for k, v in ENUM_D_TAG.items() if isinstance(v, int)}
+
+MAX_STRING = 64 * 1024
+MAX_PHNUM = 4096
+MAX_DYN = 8192
+
+
+class Verdict(enum.Enum):
+    OK = "ok"
+    WRONG_CLASS = "wrong-class"  # skipped, search continues; final error names the class
+    WRONG_MACHINE = "wrong-machine"  # skipped silently
+    FATAL = "fatal"  # the loader stops with `error` naming the path
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    machine: int
+    elf_type: int
+    soname: str | None = None
+    needed: tuple[str, ...] = ()
+    rpath: str | None = None
+    runpath: str | None = None
+    flags_1: int = 0
+    interp: str | None = None
+    has_dynamic: bool = False
+
+    @property
+    def nodeflib(self) -> bool:
+        return bool(self.flags_1 & DF_1_NODEFLIB)
+
+    @property
+    def machine_name(self) -> str:
+        return _MACHINES.get(self.machine, str(self.machine))
+
+    @property
+    def effective_rpath(self) -> str | None:
+        """glibc drops DT_RPATH when DT_RUNPATH is present (elf/get-dynamic-info.h)."""
+        return None if self.runpath is not None else self.rpath
+
+
+class ElfReadError(Exception):
+    """Not an ELF file we can describe; `message` is the loader's wording where it has one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+Reader = Callable[[int, int], bytes]
+
+
+@lru_cache(maxsize=8)
+def _structs(little: bool, elfclass: int) -> Any:
+    s = ELFStructs(little_endian=little, elfclass=elfclass)
+    s.create_basic_structs()
+    s.create_advanced_structs(e_type="ET_DYN", e_machine="EM_X86_64", e_ident_osabi="ELFOSABI_SYSV")
+    return s
+
+
+def _int(value: Any, table: dict[str, int]) -> int:
+    return value if isinstance(value, int) else table.get(value, -1)
+
+
+@dataclass(frozen=True)
+class Probe:
+    verdict: Verdict
+    info: ElfInfo | None = None
+    error: str | None = None
+    elf_class: int | None = None
+
+
+def probe(read: Reader, want_class: int, want_machine: int) -> Probe:
+    """What glibc's open_verify decides for this file, for a loader of the given class and machine."""
+    ehdr_size = 64 if want_class == 64 else 52
+    head = read(0, 64)
+    if len(head) < ehdr_size:
+        return Probe(Verdict.FATAL, error="file too short")
+    if head[:4] != b"\x7fELF":
+        return Probe(Verdict.FATAL, error="invalid ELF header")
+    cls = {1: 32, 2: 64}.get(head[4])
+    if cls != want_class:
+        return Probe(Verdict.WRONG_CLASS, error=f"wrong ELF class: ELFCLASS{cls or head[4]}", elf_class=cls)
+    if head[5] != 1:  # every loader ldfix models is little-endian
+        return Probe(Verdict.FATAL, error="ELF file data encoding not little-endian")
+    if head[6] != 1:
+        return Probe(Verdict.FATAL, error="ELF file version ident does not match current one")
+    osabi, abiver = head[7], head[8]
+    if osabi not in (ELFOSABI_SYSV, ELFOSABI_GNU):
+        return Probe(Verdict.FATAL, error="ELF file OS ABI invalid")
+    if not (abiver == 0 or (osabi == ELFOSABI_GNU and abiver < LIBC_ABI_MAX)):
+        return Probe(Verdict.FATAL, error="ELF file ABI version invalid")
+    if any(head[9:16]):
+        return Probe(Verdict.FATAL, error="nonzero padding in e_ident")
+    try:
+        info = read_elf(read, head)
+    except ElfReadError as err:
+        return Probe(Verdict.FATAL, error=err.message)
+    if info.machine != want_machine:
+        return Probe(Verdict.WRONG_MACHINE, info=info, elf_class=cls)
+    if info.elf_type not in (ET_DYN, ET_EXEC):
+        return Probe(Verdict.FATAL, info=info, error="only ET_DYN and ET_EXEC can be loaded")
+    return Probe(Verdict.OK, info=info, elf_class=cls)
+
+
+def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
+    """Decode the headers and dynamic section; raises ElfReadError on anything malformed."""
+    if head is None:
+        head = read(0, 64)
+    if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+        raise ElfReadError("invalid ELF header" if len(head) >= 52 else "file too short")
+    cls = 32 if head[4] == 1 else 64
+    little = head[5] == 1
+    s = _structs(little, cls)
+    try:
+        ehdr = s.Elf_Ehdr.parse(head)
+    except Exception as err:  # construct raises a zoo of exception types on short or odd input
+        raise ElfReadError("file too short") from err
+    if _int(ehdr["e_version"], {"EV_CURRENT": 1}) != 1:
+        raise ElfReadError("ELF file version does not match current one")
+    machine = _int(ehdr["e_machine"], ENUM_E_MACHINE)
+    etype = _int(ehdr["e_type"], _TYPES)
+    phentsize = s.Elf_Phdr.sizeof()
+    phnum = ehdr["e_phnum"]
+    if ehdr["e_phentsize"] != phentsize:
+        raise ElfReadError("ELF file's phentsize not the expected size")
+    if phnum > MAX_PHNUM:
+        raise ElfReadError("too many program headers")
+    raw = read(ehdr["e_phoff"], phnum * phentsize)
+    if len(raw) < phnum * phentsize:
+        raise ElfReadError("cannot read file data")
+    loads: list[tuple[int, int, int]] = []
+    dynamic: tuple[int, int] | None = None
+    interp_at: tuple[int, int] | None = None
+    for i in range(phnum):
+        try:
+            ph = s.Elf_Phdr.parse(raw[i * phentsize:(i + 1) * phentsize])
+        except Exception as err:
+            raise ElfReadError("cannot read file data") from err
+        ptype = _int(ph["p_type"], _PTYPES)
+        if ptype == 1:  # PT_LOAD
+            loads.append((ph["p_vaddr"], ph["p_offset"], ph["p_filesz"]))
+        elif ptype == 2:  # PT_DYNAMIC
+            dynamic = (ph["p_offset"], ph["p_filesz"])
+        elif ptype == 3:  # PT_INTERP
+            interp_at = (ph["p_offset"], ph["p_filesz"])
+    interp = None
+    if interp_at is not None:
+        interp = read(interp_at[0], min(interp_at[1], 4096)).split(b"\0", 1)[0].decode("utf-8", "replace")
+    if dynamic is None:
+        return ElfInfo(cls, little, machine, etype, interp=interp)
+    dynsize = s.Elf_Dyn.sizeof()
+    count = min(dynamic[1] // dynsize, MAX_DYN)
+    rawdyn = read(dynamic[0], count * dynsize)
+    tags: list[tuple[int, int]] = []
+    for i in range(len(rawdyn) // dynsize):
+        try:
+            d = s.Elf_Dyn.parse(rawdyn[i * dynsize:(i + 1) * dynsize])
+        except Exception as err:
+            raise ElfReadError("cannot read file data") from err
+        tag = _int(d["d_tag"], _DTAGS)
+        if tag == 0:
+            break
+        tags.append((tag, d["d_val"]))
+    strtab = next((v for t, v in tags if t == 5), None)
+    strsz = next((v for t, v in tags if t == 10), None)
+
+    def string(offset: int) -> str:
+        if strtab is None:
+            raise ElfReadError("dynamic section has no DT_STRTAB")
+        if strsz is not None and offset >= strsz:
+            raise ElfReadError("dynamic string offset out of range")
+        fileoff = _vaddr_to_offset(loads, strtab + offset)
+        if fileoff is None:
+            raise ElfReadError("DT_STRTAB is outside every PT_LOAD")
+        chunk = b""
+        size = 256
+        while True:
+            chunk = read(fileoff, size)
+            end = chunk.find(b"\0")
+            if end >= 0:
+                return chunk[:end].decode("utf-8", "surrogateescape")
+            if len(chunk) < size or size >= MAX_STRING:
+                raise ElfReadError("unterminated dynamic string")
+            size *= 4
+
+    soname = None
+    needed: list[str] = []
+    rpath = runpath = None
+    flags_1 = 0
+    for tag, val in tags:
+        if tag == 1:
+            needed.append(string(val))
+        elif tag == 14:
+            soname = string(val)
+        elif tag == 15:
+            rpath = string(val) if rpath is None else rpath + ":" + string(val)
+        elif tag == 29:
+            runpath = string(val) if runpath is None else runpath + ":" + string(val)
+        elif tag == 0x6FFFFFFB:
+            flags_1 = val
+    return ElfInfo(cls, little, machine, etype, soname, tuple(needed), rpath, runpath, flags_1, interp, True)
+
+
+def _vaddr_to_offset(loads: list[tuple[int, int, int]], vaddr: int) -> int | None:
+    for pvaddr, poff, pfilesz in loads:
+        if pvaddr <= vaddr < pvaddr + pfilesz:
+            return vaddr - pvaddr + poff
+    return None
+
+
+def machine_for_arch(arch: str) -> tuple[int, int]:
+    """(ELF class, e_machine) of the loader for a Docker architecture name."""
+    table = {
+        "amd64": (64, EM_X86_64), "x86_64": (64, EM_X86_64),
+        "arm64": (64, EM_AARCH64), "aarch64": (64, EM_AARCH64),
+        "ppc64le": (64, EM_PPC64), "s390x": (64, EM_S390),
+        "386": (32, EM_386), "i386": (32, EM_386),
+    }
+    return table.get(arch, (64, EM_X86_64))
+
+
+__all__ = ["ELFError", "ElfInfo", "ElfReadError", "Probe", "Verdict", "machine_for_arch", "probe", "read_elf"]

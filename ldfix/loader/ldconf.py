@@ -1,0 +1,223 @@
+"""`/etc/ld.so.conf` and what `ldconfig` would write from it (elf/ldconfig.c, read in source).
+
+The loader never reads ld.so.conf; ldfix models ldconfig to tell a fresh cache from a stale one and to
+verify fixes that add a `ld.so.conf.d` file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from dataclasses import dataclass
+
+from ldfix.image.base import Kind
+from ldfix.image.pathwalk import PathError, Walker
+from ldfix.loader.elf import Verdict, probe
+from ldfix.loader.ldcache import HWCAP_EXTENSION, CacheEntry, LdCache
+from ldfix.loader.platform import LoaderPlatform
+
+CONF = "/etc/ld.so.conf"
+
+
+@dataclass(frozen=True)
+class ConfDir:
+    path: str
+    source: str  # the conf file (or "<system>") that named it
+    line: int
+
+
+def parse_conf(walker: Walker, filename: str = CONF, _depth: int = 0) -> list[ConfDir]:
+    """Directories named by the conf file and its includes, in the order ldconfig scans them."""
+    if _depth > 16:
+        return []
+    try:
+        found = walker.stat(filename)
+        if found is None or found[1].kind is not Kind.FILE:
+            return []
+        text = walker.read(filename, 0, max(found[1].size, 1 << 16)).decode("utf-8", "surrogateescape")
+    except OSError:
+        return []
+    out: list[ConfDir] = []
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        line = raw.split("#", 1)[0].lstrip()
+        if not line:
+            continue
+        if line.startswith("include") and len(line) > 7 and line[7] in " \t":
+            for pattern in re.split(r"[ \t]", line[8:]):
+                if not pattern:
+                    continue
+                if not pattern.startswith("/"):
+                    pattern = posixpath.join(posixpath.dirname(filename), pattern)
+                for inc in glob(walker, pattern):
+                    out.extend(parse_conf(walker, inc, _depth + 1))
+        elif line[:5].lower() == "hwcap" and len(line) > 5 and line[5] in " \t":
+            continue
+        else:
+            out.append(ConfDir(_clean_dir(line), filename, lineno))
+    return out
+
+
+def _clean_dir(line: str) -> str:
+    if "=" in line:  # an obsolete `dir=TYPE` suffix
+        line = line.split("=", 1)[0]
+    line = line.rstrip()
+    while len(line) > 1 and line.endswith("/"):
+        line = line[:-1]
+    return line
+
+
+def glob(walker: Walker, pattern: str) -> list[str]:
+    """POSIX glob over the image: sorted in byte order, hidden names only matched by a leading dot."""
+    parts = [p for p in pattern.split("/") if p]
+    paths = ["/"]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        nxt: list[str] = []
+        for base in paths:
+            if not any(c in part for c in "*?["):
+                cand = posixpath.join(base, part)
+                if walker.stat(cand) is not None:
+                    nxt.append(cand)
+                continue
+            for name in walker.listdir(base):
+                if name.startswith(".") and not part.startswith("."):
+                    continue
+                if fnmatch.fnmatchcase(name, part):
+                    cand = posixpath.join(base, name)
+                    if last or walker.is_dir(cand):
+                        nxt.append(cand)
+        paths = nxt
+    return sorted(set(paths), key=lambda s: s.encode("utf-8", "surrogateescape"))
+
+
+def is_dso_name(name: str) -> bool:
+    """elf/dl-is_dso.h: lib*.so*, ld-*.so*, ld.so.*, ld64.so.*."""
+    return ((name.startswith(("lib", "ld-")) and ".so" in name) or name.startswith(("ld.so.", "ld64.so.")))
+
+
+def libcmp(a: str, b: str) -> int:
+    """_dl_cache_libcmp: digit runs compare numerically, digits sort after other characters."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        ca, cb = a[i], b[j]
+        if ca.isdigit() and cb.isdigit():
+            si = i
+            while i < len(a) and a[i].isdigit():
+                i += 1
+            sj = j
+            while j < len(b) and b[j].isdigit():
+                j += 1
+            va, vb = int(a[si:i]), int(b[sj:j])
+            if va != vb:
+                return -1 if va < vb else 1
+            continue
+        if ca.isdigit():
+            return 1
+        if cb.isdigit():
+            return -1
+        if ca != cb:
+            return -1 if ca < cb else 1
+        i += 1
+        j += 1
+    return (len(a) - i) - (len(b) - j)
+
+
+@dataclass(frozen=True)
+class _Lib:
+    name: str
+    soname: str
+    flags: int
+    is_link: bool
+
+
+def _elf_flags(elf_class: int, machine: int, platform: LoaderPlatform) -> int:
+    from ldfix.loader.platform import ARCHES
+
+    if machine in ARCHES and (elf_class == 64 or machine not in (62,)):
+        return ARCHES[machine][3] if elf_class == 64 else 0x0003
+    return 0x0003
+
+
+def scan_dirs(walker: Walker, platform: LoaderPlatform, extra_conf: list[ConfDir] | None = None
+              ) -> tuple[list[ConfDir], LdCache]:
+    """The cache `ldconfig` would build now: conf dirs in order, then the trusted dirs, each scanned once."""
+    dirs = parse_conf(walker) + (extra_conf or [])
+    trusted = list(platform.default_dirs)  # Debian patches ldconfig to trust all four
+    dirs += [ConfDir(d, "<system>", 0) for d in trusted]
+    seen: set[str] = set()
+    ordered: list[ConfDir] = []
+    entries: list[CacheEntry] = []
+    for d in dirs:
+        try:
+            real = walker.resolve(d.path)
+        except PathError:
+            continue
+        if not walker.is_dir(real) or real in seen:
+            continue
+        seen.add(real)
+        ordered.append(d)
+        entries.extend(_scan_one(walker, platform, d.path, None))
+        if platform.has_hwcaps_dirs:
+            hw = posixpath.join(d.path, "glibc-hwcaps")
+            for sub in sorted(walker.listdir(hw)):
+                subpath = posixpath.join(hw, sub)
+                try:
+                    subreal = walker.resolve(subpath)
+                except PathError:
+                    continue
+                if walker.is_dir(subreal) and subreal not in seen:
+                    seen.add(subreal)
+                    entries.extend(_scan_one(walker, platform, subpath, sub))
+    # as ldconfig's writer orders equal sonames: higher flags, then glibc-hwcaps entries, then insertion
+    # order (so the directory scanned first wins); the sort is stable
+    entries.sort(key=lambda e: (-e.flags, e.hwcaps_subdir is None))
+    return ordered, LdCache("model", entries)
+
+
+def _scan_one(walker: Walker, platform: LoaderPlatform, directory: str, hwcaps: str | None) -> list[CacheEntry]:
+    libs: dict[str, _Lib] = {}
+    for name in walker.listdir(directory):
+        if not is_dso_name(name) or ";" in name or name.endswith((".dpkg-new", ".dpkg-tmp")) or "#prelink#" in name:
+            continue
+        path = posixpath.join(directory, name)
+        st = walker.lstat(walker.resolve(path, follow_last=False)) if _safe(walker, path) else None
+        if st is None:
+            continue
+        is_link = st.kind is Kind.LINK
+        target = walker.stat(path)
+        if target is None or target[1].kind is not Kind.FILE or target[1].size == 0:
+            continue
+        real = target[0]
+        result = probe(lambda o, n, p=real: walker.fs.read(p, o, n), 64, 0)  # any machine: flags say which
+        info = result.info
+        if info is None and result.verdict is Verdict.WRONG_CLASS:
+            result = probe(lambda o, n, p=real: walker.fs.read(p, o, n), 32, 0)
+            info = result.info
+        if info is None:
+            continue
+        soname = info.soname or name
+        if is_link and name != soname and not (name.endswith(".so") and soname.startswith(name)):
+            is_link = False
+        if is_link:
+            soname = name
+        flags = _elf_flags(info.elf_class, info.machine, platform)
+        cur = libs.get(soname)
+        if cur is None or (not is_link and cur.is_link) or (is_link == cur.is_link and libcmp(cur.name, name) < 0):
+            libs[soname] = _Lib(name, soname, flags, is_link)
+    out = []
+    for lib in libs.values():
+        if hwcaps is None:
+            out.append(CacheEntry(lib.soname, posixpath.join(directory, lib.soname), lib.flags))
+        else:
+            out.append(CacheEntry(lib.soname, posixpath.join(directory, lib.name), lib.flags, HWCAP_EXTENSION,
+                                  hwcaps))
+    return out
+
+
+def _safe(walker: Walker, path: str) -> bool:
+    try:
+        walker.resolve(path, follow_last=False)
+        return True
+    except PathError:
+        return False
