@@ -68,6 +68,7 @@ class ImageView:
     ref: str
     image_id: str | None = None
     notes: list[str] = field(default_factory=list)
+    oracle: object | None = None  # a runner for the image's own loader, when the source provides one
 
 
 def join(directory: str, name: str) -> str:

@@ -1,0 +1,249 @@
+"""The command line: the only place that knows terminals, progress and exit codes."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import traceback
+from enum import Enum
+from typing import Annotated, NoReturn
+
+import typer
+
+from ldfix import __version__
+from ldfix.diagnose.codes import CODES
+from ldfix.diagnose.finding import Report, severity_rank
+from ldfix.errors import LdfixError, UsageError
+from ldfix.image.base import ImageView
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Explains why a CUDA container cannot load its shared libraries, and writes a verified fix.")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    sarif = "sarif"
+
+
+class FailOn(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+    none = "none"
+
+
+def _fail(err: LdfixError) -> NoReturn:
+    from ldfix.cli.console import stderr_console
+
+    if os.environ.get("LDFIX_DEBUG"):
+        traceback.print_exc()
+    msg = f"ldfix: error: {err.message}"
+    if err.hint:
+        msg += f" (hint: {err.hint})"
+    stderr_console().print(msg, markup=False, highlight=False)
+    raise typer.Exit(err.exit_code)
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--env {pair!r} is not KEY=VALUE", "for example --env LD_LIBRARY_PATH=/usr/local/cuda/lib64")
+        key, value = pair.split("=", 1)
+        env[key] = value
+    return env
+
+
+def open_image(ref: str, env: dict[str, str], platform: str | None, no_pull: bool, quiet: bool) -> ImageView:
+    from ldfix.image.refs import parse_ref
+
+    parsed = parse_ref(ref)
+    if parsed.transport == "dir":
+        from ldfix.image.rootfs import open_rootfs
+
+        arch = platform.split("/")[1] if platform and "/" in platform else "amd64"
+        return open_rootfs(parsed.value, env, env.pop("WORKDIR", "/") if "WORKDIR" in env else "/", arch)
+    if parsed.transport == "daemon":
+        from ldfix.image.docker import open_daemon_image
+
+        view = open_daemon_image(parsed, platform, no_pull, quiet, None if quiet else _pull_progress())
+        if env:
+            view.config = type(view.config)(**{**view.config.__dict__, "env": {**view.config.env, **env}})
+        return view
+    raise LdfixError(f"the {parsed.transport}: transport is not supported by this version",
+                     "load it into the Docker daemon (docker load) and scan it by name, or unpack it and use dir:")
+
+
+def _pull_progress() -> object:
+    """A callback that turns the daemon's pull events into one rich bar per layer, on stderr."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from ldfix.cli.console import color_ok, stderr_console
+
+    if not color_ok(sys.stderr):
+        def plain(event: dict[str, object]) -> None:
+            status = event.get("status")
+            if status and not event.get("id"):
+                sys.stderr.write(f"{status}\n")
+        return plain
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=stderr_console(),
+                        transient=True)
+    tasks: dict[str, int] = {}
+
+    def on_event(event: dict[str, object]) -> None:
+        layer = event.get("id")
+        status = str(event.get("status", ""))
+        if not layer or not isinstance(layer, str) or status.startswith("Pulling from"):
+            return
+        if not progress.live.is_started:
+            progress.start()
+        detail = event.get("progressDetail") or {}
+        if layer not in tasks:
+            tasks[layer] = progress.add_task(layer, total=None)
+        task = tasks[layer]
+        if isinstance(detail, dict) and detail.get("total"):
+            progress.update(task, total=detail["total"], completed=detail.get("current", 0),
+                            description=f"{layer} {status}")
+        if status in ("Download complete", "Pull complete", "Already exists"):
+            t = progress.tasks[task].total or 1
+            progress.update(task, completed=t, total=t, description=f"{layer} {status}")
+        if status == "Pull complete" and all(progress.tasks[i].finished for i in tasks.values()):
+            progress.stop()
+
+    return on_event
+
+
+def _render(report: Report, fmt: Format) -> str:
+    if fmt is Format.json:
+        from ldfix.report.json import render as rj
+
+        return rj(report)
+    if fmt is Format.markdown:
+        from ldfix.report.markdown import render as rm
+
+        return rm(report)
+    if fmt is Format.sarif:
+        from ldfix.report.sarif import render as rs
+
+        return rs(report)
+    from ldfix.cli.console import stdout_console
+    from ldfix.report.table import renderable
+
+    buf = io.StringIO()
+    console = stdout_console(buf)
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        console = stdout_console(None)
+        console.print(renderable(report))
+        return ""
+    console.print(renderable(report))
+    return buf.getvalue()
+
+
+@app.command()
+def scan(
+    image: Annotated[str, typer.Argument(help="NAME:TAG, NAME@sha256:..., dir:PATH (more forms in the README)")],
+    lib: Annotated[list[str], typer.Option("--lib", help="also check this soname (repeatable)")] = [],  # noqa: B006
+    env: Annotated[list[str], typer.Option("--env", help="KEY=VALUE for the image env (dir: images)")] = [],  # noqa: B006
+    platform: Annotated[str | None, typer.Option("--platform", help="OS/ARCH to pull or inspect")] = None,
+    fmt: Annotated[Format | None, typer.Option("--format", help="table | json | markdown | sarif")] = None,
+    output: Annotated[str | None, typer.Option("--output", help="write the report to FILE")] = None,
+    fail_on: Annotated[FailOn, typer.Option("--fail-on", help="lowest severity that makes the exit code 1")] = FailOn.error,
+    no_pull: Annotated[bool, typer.Option("--no-pull", help="never contact a registry")] = False,
+    static: Annotated[bool, typer.Option("--static", help="never run anything from the image")] = False,
+    explicit: Annotated[bool, typer.Option("--explicit", help="also spell out directories reached via ld.so.cache")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+) -> None:
+    """Diagnose shared-library resolution in an image."""
+    from ldfix.diagnose.engine import scan as run_scan
+
+    try:
+        view = open_image(image, _parse_env(env), platform, no_pull, quiet)
+        oracle = None if static else _oracle_for(view)
+        report = run_scan(view, list(lib), oracle, explicit, fail_on.value)
+    except LdfixError as err:
+        _fail(err)
+    finally:
+        pass
+    chosen = fmt or (Format.table if sys.stdout.isatty() else Format.json)
+    text = _render(report, chosen)
+    if output:
+        from ldfix.fix.files import atomic_write
+
+        try:
+            atomic_write(output, text.encode("utf-8"))
+        except OSError as err:
+            _fail(LdfixError(f"cannot write {output}: {err.strerror or err}", "check the path and permissions"))
+    elif text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    _cleanup(view)
+    threshold = severity_rank(fail_on.value) if fail_on is not FailOn.none else 99
+    scanned = any(True for _ in report.libraries) or report.image is not None
+    if not scanned:
+        raise typer.Exit(3)
+    if any(severity_rank(f.severity) >= threshold for f in report.findings):
+        raise typer.Exit(1)
+
+
+def _oracle_for(view: ImageView) -> object | None:
+    if view.oracle is not None:
+        if _native(view.config.architecture):
+            return view.oracle
+        view.notes.append(f"the image is {view.config.platform}, not this machine's architecture: scanned "
+                          "statically, libraries[].verified is null")
+        return None
+    if view.ref.startswith("dir:"):
+        from ldfix.elfarch import interp_for
+        from ldfix.oracle.ldso import ChrootOracle
+
+        root = view.ref[4:]
+        interp = interp_for(view.config.architecture)
+        if interp and _native(view.config.architecture) and ChrootOracle.available(root, interp):
+            return ChrootOracle(root, interp)
+        view.notes.append("the image's loader was not asked (needs root and a loader for this machine's "
+                          "architecture): libraries[].verified is null")
+    return None
+
+
+def _native(arch: str) -> bool:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine) == arch
+
+
+def _cleanup(view: ImageView) -> None:
+    closer = getattr(view, "close", None)
+    if callable(closer):
+        closer()
+
+
+@app.command()
+def explain(code: Annotated[str, typer.Argument(help="a finding code, e.g. PATH_MISSING")]) -> None:
+    """What a finding code means, how it is detected, how it is fixed."""
+    entry = CODES.get(code.upper())
+    if entry is None:
+        _fail(UsageError(f"unknown finding code {code!r}", "known codes: " + ", ".join(CODES)))
+    sys.stdout.write(f"{entry.code} ({entry.severity})\n  {entry.title}\n\nHow it is detected:\n  {entry.detect}\n\n"
+                     f"How it is fixed:\n  {entry.fix}\n\nExample:\n  {entry.example}\n")
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"ldfix {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True,
+                                                help="print the version")] = False) -> None:
+    """ldfix: why a CUDA container cannot load libcudnn.so.8, and the fix."""
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("ldfix: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""From loader resolutions to findings with codes, evidence and fixes."""

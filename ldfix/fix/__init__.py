@@ -1,0 +1,1 @@
+"""Fix planning helpers and safe file writing."""

@@ -1,0 +1,51 @@
+"""CUDA facts as validated data shipped in the package (cuda.json records where they come from)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+
+@dataclass(frozen=True)
+class CudaKnowledge:
+    family_prefixes: tuple[str, ...]
+    runtime_provided: frozenset[str]
+    runtime_patterns: tuple[str, ...]
+    runtime_mount_dirs: frozenset[str]
+    cudnn_sublibs: dict[int, tuple[str, ...]]
+
+    def is_cuda_family(self, soname: str) -> bool:
+        base = soname.split(".so", 1)[0]
+        return any(base == p or base.startswith(p + "_") for p in self.family_prefixes)
+
+    def is_runtime_provided(self, soname: str) -> bool:
+        return soname in self.runtime_provided or any(fnmatch.fnmatchcase(soname, p) for p in self.runtime_patterns)
+
+
+def _validate(raw: dict[str, object]) -> CudaKnowledge:
+    def strings(key: str) -> list[str]:
+        value = raw.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ValueError(f"knowledge/cuda.json: {key} must be a list of non-empty strings")
+        return list(value)
+
+    for name in strings("runtime_provided") + strings("cudnn8_sublibs") + strings("cudnn9_sublibs"):
+        if not re.fullmatch(r"lib[\w+-]+\.so(\.\d+)*", name):
+            raise ValueError(f"knowledge/cuda.json: {name!r} is not a soname")
+    return CudaKnowledge(
+        tuple(strings("cuda_family_prefixes")),
+        frozenset(strings("runtime_provided")),
+        tuple(strings("runtime_provided_patterns")),
+        frozenset(strings("runtime_mount_dirs")),
+        {8: tuple(strings("cudnn8_sublibs")), 9: tuple(strings("cudnn9_sublibs"))},
+    )
+
+
+@lru_cache(maxsize=1)
+def cuda() -> CudaKnowledge:
+    text = resources.files("ldfix.knowledge").joinpath("cuda.json").read_text(encoding="utf-8")
+    return _validate(json.loads(text))

@@ -1,0 +1,1 @@
+"""Asking the image's own dynamic loader (optional: the model never depends on it)."""

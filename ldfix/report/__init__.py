@@ -1,0 +1,1 @@
+"""Pure formatters: Report -> str."""

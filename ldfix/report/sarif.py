@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ldfix import __version__
+from ldfix.diagnose.codes import CODES
+from ldfix.diagnose.finding import Finding, Report
+
+LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def results(findings: list[Finding], artifact: str | None, image_ref: str | None) -> list[dict[str, Any]]:
+    out = []
+    for f in findings:
+        res: dict[str, Any] = {"ruleId": f.code, "level": LEVELS.get(f.severity, "note"),
+                               "message": {"text": f.message}}
+        if f.file:
+            res["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": f.file},
+                                                      "region": {"startLine": f.line or 1}}}]
+        elif artifact:
+            res["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": artifact},
+                                                      "region": {"startLine": 1}}}]
+        else:
+            res["locations"] = [{"logicalLocations": [{"name": image_ref or "image", "kind": "module"}]}]
+        out.append(res)
+    return out
+
+
+def document(res: list[dict[str, Any]]) -> str:
+    rules = [{"id": c.code, "name": c.code.title().replace("_", ""), "shortDescription": {"text": c.title},
+              "fullDescription": {"text": c.detect}, "help": {"text": c.fix},
+              "defaultConfiguration": {"level": LEVELS.get(c.severity, "note")}} for c in CODES.values()]
+    doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+           "runs": [{"tool": {"driver": {"name": "ldfix", "version": __version__, "rules": rules}}, "results": res}]}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def render(report: Report) -> str:
+    return document(results(report.findings, None, report.image.ref))
