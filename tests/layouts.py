@@ -79,7 +79,7 @@ def generate(seed: int) -> Layout:
     lay = Layout(seed)
     lay.merged_usr = rng.random() < 0.2
     dirs = [d for d in DIRS if not (lay.merged_usr and d.startswith("/lib/"))]
-    lay.dirs = list(dirs) + ["/etc/ld.so.conf.d"]
+    lay.dirs = [*list(dirs), "/etc/ld.so.conf.d"]
     needs = {s: rng.sample([t for t in SONAMES if t != s], rng.randint(0, 2)) for s in SONAMES}
 
     def place(target: dict[str, bytes], links: dict[str, str], soname: str) -> None:

@@ -6,8 +6,9 @@ import io
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -16,6 +17,9 @@ from ldfix.diagnose.codes import CODES
 from ldfix.diagnose.finding import Report, severity_rank
 from ldfix.errors import LdfixError, UsageError
 from ldfix.image.base import ImageView
+
+if TYPE_CHECKING:
+    from ldfix.oracle.ldso import Oracle
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Explains why a CUDA container cannot load its shared libraries, and writes a verified fix.")
@@ -51,7 +55,8 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise UsageError(f"--env {pair!r} is not KEY=VALUE", "for example --env LD_LIBRARY_PATH=/usr/local/cuda/lib64")
+            raise UsageError(f"--env {pair!r} is not KEY=VALUE", "for example --env "
+                "LD_LIBRARY_PATH=/usr/local/cuda/lib64")
         key, value = pair.split("=", 1)
         env[key] = value
     return env
@@ -77,23 +82,23 @@ def open_image(ref: str, env: dict[str, str], platform: str | None, no_pull: boo
                      "load it into the Docker daemon (docker load) and scan it by name, or unpack it and use dir:")
 
 
-def _pull_progress() -> object:
+def _pull_progress() -> Callable[[dict[str, Any]], None]:
     """A callback that turns the daemon's pull events into one rich bar per layer, on stderr."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
     from ldfix.cli.console import color_ok, stderr_console
 
     if not color_ok(sys.stderr):
-        def plain(event: dict[str, object]) -> None:
+        def plain(event: dict[str, Any]) -> None:
             status = event.get("status")
             if status and not event.get("id"):
                 sys.stderr.write(f"{status}\n")
         return plain
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=stderr_console(),
                         transient=True)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
-    def on_event(event: dict[str, object]) -> None:
+    def on_event(event: dict[str, Any]) -> None:
         layer = event.get("id")
         status = str(event.get("status", ""))
         if not layer or not isinstance(layer, str) or status.startswith("Pulling from"):
@@ -150,10 +155,10 @@ def scan(
     platform: Annotated[str | None, typer.Option("--platform", help="OS/ARCH to pull or inspect")] = None,
     fmt: Annotated[Format | None, typer.Option("--format", help="table | json | markdown | sarif")] = None,
     output: Annotated[str | None, typer.Option("--output", help="write the report to FILE")] = None,
-    fail_on: Annotated[FailOn, typer.Option("--fail-on", help="lowest severity that makes the exit code 1")] = FailOn.error,
+    fail_on: Annotated[FailOn, typer.Option("--fail-on", help="lowest severity that fails the run")] = FailOn.error,
     no_pull: Annotated[bool, typer.Option("--no-pull", help="never contact a registry")] = False,
     static: Annotated[bool, typer.Option("--static", help="never run anything from the image")] = False,
-    explicit: Annotated[bool, typer.Option("--explicit", help="also spell out directories reached via ld.so.cache")] = False,
+    explicit: Annotated[bool, typer.Option("--explicit", help="also spell out dirs reached via ld.so.cache")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
     """Diagnose shared-library resolution in an image."""
@@ -188,10 +193,10 @@ def scan(
         raise typer.Exit(1)
 
 
-def _oracle_for(view: ImageView) -> object | None:
+def _oracle_for(view: ImageView) -> Oracle | None:
     if view.oracle is not None:
         if _native(view.config.architecture):
-            return view.oracle
+            return view.oracle  # type: ignore[return-value]
         view.notes.append(f"the image is {view.config.platform}, not this machine's architecture: scanned "
                           "statically, libraries[].verified is null")
         return None

@@ -59,7 +59,8 @@ CODES: dict[str, Code] = {c.code: c for c in [
          "An LD_LIBRARY_PATH entry or ld.so.conf directory is a stubs directory, or libcuda resolves into one.",
          "Remove it from run-time paths; stubs belong on LIBRARY_PATH for linking only.",
          "ENV LD_LIBRARY_PATH=/usr/local/cuda/lib64/stubs"),
-    Code("LDPATH_BAD", "warning", "an LD_LIBRARY_PATH entry is empty, relative, missing, a file, or has stray characters",
+    Code("LDPATH_BAD", "warning", "an LD_LIBRARY_PATH entry is empty, relative, missing, a file, or "
+        "has stray characters",
          "Each element of the effective LD_LIBRARY_PATH is checked against the image filesystem.",
          "Rewrite the value with absolute directories and the ${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}} guard.",
          "ENV LD_LIBRARY_PATH $LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu#"),

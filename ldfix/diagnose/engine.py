@@ -119,10 +119,7 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
                                            error=closure.fatal.error if closure.fatal else None))
             continue
         runtime = k.is_runtime_provided(name)
-        if res.found:
-            status = "resolved"
-        else:
-            status = "runtime-provided" if runtime else "unresolved"
+        status = "resolved" if res.found else "runtime-provided" if runtime else "unresolved"
         lib = LibraryResult(name, status, res.path, res.step.value if res.step else None, cands,
                             requester=None, realpath=res.realpath, tried=_describe_tried(res), error=res.error)
         libraries.append(lib)
@@ -288,7 +285,8 @@ def _shadowed(ctx: Context, closure: Closure, targets: list[str]) -> list[Findin
             continue
         real_intended = ctx.walker.stat(intended)
         if real_intended is not None and real_intended[0] != obj.realpath:
-            out.append(Finding("SHADOWED", "warning", f"{req.name} expects {obj.name} from {posixpath.dirname(intended)} "
+            out.append(Finding("SHADOWED", "warning", f"{req.name} expects {obj.name} from "
+                f"{posixpath.dirname(intended)} "
                                f"(its {'RUNPATH' if req.runpath is not None else 'RPATH'}) but the loader takes "
                                f"{obj.path} ({obj.resolution.step.value if obj.resolution.step else '?'})",
                                obj.name, [obj.realpath, real_intended[0]], _describe_tried(obj.resolution),
@@ -305,7 +303,7 @@ def _verify(ctx: Context, report: Report, targets: list[str], env: Mapping[str, 
     except Exception as err:  # a runner failure must not lose the static report
         report.notes.append(f"the image's loader could not be asked: {err}")
         return
-    real = {}
+    real: dict[str, str | None] = {}
     for name, path in trace.listing:
         real.setdefault(name, path)
     for lib in report.libraries:

@@ -12,10 +12,8 @@ import tempfile
 def atomic_write(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     mode = None
-    try:
+    with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        pass
     fd, tmp = tempfile.mkstemp(prefix=".ldfix-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -27,7 +27,8 @@ def parse_ref(ref: str) -> ImageRef:
         if ref.startswith(t + ":"):
             path = ref[len(t) + 1:]
             if not path:
-                raise UsageError(f"{t}: needs a path", f"for example {t}:/path/to/{'rootfs' if t == 'dir' else 'image'}")
+                example = "rootfs" if t == "dir" else "image"
+                raise UsageError(f"{t}: needs a path", f"for example {t}:/path/to/{example}")
             return ImageRef(t, path)
     if _DIGEST.match(ref):
         return ImageRef("daemon", ref, digest=ref)
@@ -44,8 +45,10 @@ def parse_ref(ref: str) -> ImageRef:
         if not _TAG.match(tag):
             raise UsageError(f"bad tag in image reference {ref!r}", "tags are letters, digits, '_', '.' and '-'")
     if not _NAME.match(name):
-        raise UsageError(f"cannot parse image reference {ref!r}",
-                         "use NAME:TAG, NAME@sha256:..., dir:PATH, docker-archive:PATH, oci-archive:PATH or oci-dir:PATH")
+        raise UsageError(f"cannot parse image reference "
+            f"{ref!r}",
+                         "use NAME:TAG, NAME@sha256:..., dir:PATH, docker-archive:PATH, oci-archive:PATH, "
+                         "or oci-dir:PATH")
     if tag is None and digest is None:
         raise UsageError(f"image reference {ref!r} has no tag", f"name the tag explicitly, for example {name}:latest "
                          "(ldfix never assumes latest)")

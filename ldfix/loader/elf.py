@@ -10,7 +10,7 @@ go on searching (wrong class, wrong machine) and which stop it with an error nam
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -96,7 +96,7 @@ def _structs(little: bool, elfclass: int) -> Any:
     return s
 
 
-def _int(value: Any, table: dict[str, int]) -> int:
+def _int(value: Any, table: Mapping[str, int]) -> int:
     return value if isinstance(value, int) else table.get(value, -1)
 
 

@@ -64,6 +64,7 @@ def search_dirs(elements: list[str], origin: str | None, lib: str, platform: str
     out: list[PathEntry] = []
     seen: set[str] = set()
     for raw in elements:
+        note: str | None
         if raw == "":
             path, note = "", "empty entry: searches the working directory"
         else:

@@ -105,7 +105,7 @@ def parse_cache(data: bytes) -> LdCache:
 def _parse_new(data: bytes, base: int, fmt: str) -> LdCache:
     if len(data) < base + 48:
         raise CacheFormatError("truncated header")
-    nlibs, len_strings, endian = struct.unpack_from("<IIB", data, base + 20)
+    nlibs, _len_strings, endian = struct.unpack_from("<IIB", data, base + 20)
     (ext_offset,) = struct.unpack_from("<I", data, base + 32)
     if endian == 1 or endian == 3:  # invalid, or big-endian on a little-endian loader
         raise CacheFormatError("cache byte order does not match the loader")

@@ -16,6 +16,7 @@ from ldfix.image.pathwalk import PathError, Walker
 from ldfix.loader.elf import Verdict, probe
 from ldfix.loader.ldcache import HWCAP_EXTENSION, CacheEntry, LdCache
 from ldfix.loader.platform import LoaderPlatform
+from ldfix.loader.search import _reader
 
 CONF = "/etc/ld.so.conf"
 
@@ -131,12 +132,17 @@ class _Lib:
     is_link: bool
 
 
-def _elf_flags(elf_class: int, machine: int, platform: LoaderPlatform) -> int:
-    from ldfix.loader.platform import ARCHES
+LEGACY_HWCAP_BITS = {"tls": 1 << 63, "x86_64": 0x2, "avx512_1": 0x4, "sse2": 0x1}
 
-    if machine in ARCHES and (elf_class == 64 or machine not in (62,)):
-        return ARCHES[machine][3] if elf_class == 64 else 0x0003
-    return 0x0003
+
+def _elf_flags(elf_class: int, machine: int, platform: LoaderPlatform) -> int | None:
+    """The flag word ldconfig records; None for a file it leaves out (another machine than the loader's,
+    other than its 32-bit sibling, observed with ldconfig 2.36 on x86-64)."""
+    if elf_class == platform.elf_class and machine == platform.machine:
+        return platform.cache_flag
+    if elf_class == 32 and platform.elf_class == 64:
+        return 0x0001
+    return None
 
 
 def scan_dirs(walker: Walker, platform: LoaderPlatform, extra_conf: list[ConfDir] | None = None
@@ -158,6 +164,8 @@ def scan_dirs(walker: Walker, platform: LoaderPlatform, extra_conf: list[ConfDir
         seen.add(real)
         ordered.append(d)
         entries.extend(_scan_one(walker, platform, d.path, None))
+        if platform.glibc is not None and platform.glibc < (2, 37):
+            entries.extend(_scan_legacy(walker, platform, d.path, 0, seen))
         if platform.has_hwcaps_dirs:
             hw = posixpath.join(d.path, "glibc-hwcaps")
             for sub in sorted(walker.listdir(hw)):
@@ -175,11 +183,38 @@ def scan_dirs(walker: Walker, platform: LoaderPlatform, extra_conf: list[ConfDir
     return ordered, LdCache("model", entries)
 
 
-def _scan_one(walker: Walker, platform: LoaderPlatform, directory: str, hwcaps: str | None) -> list[CacheEntry]:
+def _scan_legacy(walker: Walker, platform: LoaderPlatform, directory: str, bits: int, seen: set[str]
+                 ) -> list[CacheEntry]:
+    """glibc < 2.37 ldconfig also scans tls/ and hwcap-named subdirectories, recording their bits."""
+    out: list[CacheEntry] = []
+    for name in sorted(walker.listdir(directory)):
+        if name not in LEGACY_HWCAP_BITS:
+            continue
+        sub = posixpath.join(directory, name)
+        try:
+            real = walker.resolve(sub)
+        except PathError:
+            continue
+        if not walker.is_dir(real) or real in seen:
+            continue
+        seen.add(real)
+        subbits = bits | LEGACY_HWCAP_BITS[name]
+        out.extend(_scan_one(walker, platform, sub, None, subbits))
+        out.extend(_scan_legacy(walker, platform, sub, subbits, seen))
+    return out
+
+
+def _scan_one(walker: Walker, platform: LoaderPlatform, directory: str, hwcaps: str | None, legacy_bits: int = 0
+              ) -> list[CacheEntry]:
     libs: dict[str, _Lib] = {}
     for name in walker.listdir(directory):
-        if not is_dso_name(name) or ";" in name or name.endswith((".dpkg-new", ".dpkg-tmp")) or "#prelink#" in name:
+        if ";" in name or name.endswith((".dpkg-new", ".dpkg-tmp")) or "#prelink#" in name:
             continue
+        if not is_dso_name(name):
+            # in a glibc-hwcaps subdirectory ldconfig also follows symlinks of any name
+            st0 = walker.lstat(posixpath.join(directory, name))
+            if hwcaps is None or st0 is None or st0.kind is not Kind.LINK:
+                continue
         path = posixpath.join(directory, name)
         st = walker.lstat(walker.resolve(path, follow_last=False)) if _safe(walker, path) else None
         if st is None:
@@ -189,10 +224,10 @@ def _scan_one(walker: Walker, platform: LoaderPlatform, directory: str, hwcaps: 
         if target is None or target[1].kind is not Kind.FILE or target[1].size == 0:
             continue
         real = target[0]
-        result = probe(lambda o, n, p=real: walker.fs.read(p, o, n), 64, 0)  # any machine: flags say which
+        result = probe(_reader(walker, real), 64, 0)  # any machine: flags say which
         info = result.info
         if info is None and result.verdict is Verdict.WRONG_CLASS:
-            result = probe(lambda o, n, p=real: walker.fs.read(p, o, n), 32, 0)
+            result = probe(_reader(walker, real), 32, 0)
             info = result.info
         if info is None:
             continue
@@ -202,13 +237,15 @@ def _scan_one(walker: Walker, platform: LoaderPlatform, directory: str, hwcaps: 
         if is_link:
             soname = name
         flags = _elf_flags(info.elf_class, info.machine, platform)
+        if flags is None:
+            continue
         cur = libs.get(soname)
         if cur is None or (not is_link and cur.is_link) or (is_link == cur.is_link and libcmp(cur.name, name) < 0):
             libs[soname] = _Lib(name, soname, flags, is_link)
     out = []
     for lib in libs.values():
         if hwcaps is None:
-            out.append(CacheEntry(lib.soname, posixpath.join(directory, lib.soname), lib.flags))
+            out.append(CacheEntry(lib.soname, posixpath.join(directory, lib.soname), lib.flags, legacy_bits))
         else:
             out.append(CacheEntry(lib.soname, posixpath.join(directory, lib.name), lib.flags, HWCAP_EXTENSION,
                                   hwcaps))

@@ -101,7 +101,7 @@ def static_platform(walker: Walker, elf_class: int, machine: int) -> LoaderPlatf
     if multiarch:
         dirs: tuple[str, ...] = (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib")
         lib = f"lib/{triplet}"
-    elif rhel_like or elf_class == 64 and machine != EM_AARCH64 and walker.is_dir("/lib64"):
+    elif rhel_like or (elf_class == 64 and machine != EM_AARCH64 and walker.is_dir("/lib64")):
         dirs = ("/lib64", "/usr/lib64")
         lib = "lib64"
     else:

@@ -9,8 +9,7 @@ Every attempt is recorded so a miss can list each path tried, in order.
 from __future__ import annotations
 
 import enum
-import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ldfix.image.base import Kind
@@ -99,7 +98,7 @@ class Searcher:
         self.cwd = cwd or "/"
         self.cache = cache
         self.env = env
-        self._probes: dict[str, Probe | None] = {}
+        self._probes: dict[str, Probe] = {}
         self.ld_library_path: list[PathEntry] = []
         self.main: LoadedObject | None = None
         self._subdirs = tuple(f"glibc-hwcaps/{s}" for s in platform.hwcaps) + platform.legacy_subdirs
@@ -124,15 +123,13 @@ class Searcher:
             return Outcome.FATAL, real, "cannot read file data: Is a directory", None
         if st.kind is not Kind.FILE:
             return Outcome.MISSING, real, None, None
-        result = self._probes.get(real, False)
-        if result is False:
+        result = self._probes.get(real)
+        if result is None:
             try:
-                result = probe(lambda o, n: self.walker.fs.read(real, o, n), self.platform.elf_class,
-                               self.platform.machine)
+                result = probe(_reader(self.walker, real), self.platform.elf_class, self.platform.machine)
             except OSError as err:
                 result = Probe(Verdict.FATAL, error=f"cannot open shared object file: {err.strerror or err}")
             self._probes[real] = result
-        assert result is not None and result is not False
         if result.verdict is Verdict.OK:
             return Outcome.FOUND, real, None, result.info
         if result.verdict is Verdict.WRONG_CLASS:
@@ -254,3 +251,10 @@ def origin_of(opened: str, cwd: str) -> str:
     """$ORIGIN of an object: the directory of the path it was opened under (symlinks not resolved)."""
     full = absolute(opened, cwd)
     return full[: full.rindex("/")] or "/"
+
+
+def _reader(walker: Walker, path: str) -> Callable[[int, int], bytes]:
+    def read(offset: int, size: int) -> bytes:
+        return walker.fs.read(path, offset, size)
+
+    return read

@@ -34,7 +34,7 @@ def parse_trace(stdout: str, interp: str) -> list[tuple[str, str | None]]:
             out.append((name, None if rest.startswith("not found") else rest.rsplit(" (0x", 1)[0]))
         else:
             name = line.rsplit(" (0x", 1)[0]
-            if name == interp or name.startswith("/lib") and "ld-linux" in name:
+            if name == interp or (name.startswith("/lib") and "ld-linux" in name):
                 continue
             out.append((name, name))
     return out

@@ -1,0 +1,79 @@
+"""`ldfix scan` against a real Docker daemon, on images built locally that replicate official layouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.images import CUDA_113_ENV, build_image, cuda_113_cudnn8_runtime, write_lib
+
+pytestmark = pytest.mark.docker
+
+
+def ldfix(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ldfix", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_COLOR": "1"})
+
+
+def leftovers() -> str:
+    return subprocess.run(["docker", "ps", "-aq", "--filter", "label=ldfix=scan"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def replica() -> str:
+    return build_image("ldfix-test/cuda:11.3.1-cudnn8-runtime", cuda_113_cudnn8_runtime, CUDA_113_ENV, "v1")
+
+
+@pytest.fixture(scope="module")
+def wheel_image() -> str:
+    def customize(root: Path) -> None:
+        cuda_113_cudnn8_runtime(root)
+        write_lib(root, "/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib/libcudnn.so.9", "libcudnn.so.9")
+
+    return build_image("ldfix-test/cuda:wheel-path-missing", customize, CUDA_113_ENV, "v1")
+
+
+def test_stock_replica_is_healthy_through_the_cache(replica: str) -> None:
+    proc = ldfix("scan", replica, "--no-pull", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    libs = {lib["soname"]: lib for lib in report["libraries"]}
+    assert libs["libcudnn.so.8"]["via"] == "ld_so_cache"
+    # bookworm is merged-/usr: ldconfig scans /lib/x86_64-linux-gnu first, so the cache names that spelling
+    assert libs["libcudnn.so.8"]["path"] == "/lib/x86_64-linux-gnu/libcudnn.so.8"
+    assert libs["libcudart.so.11.0"]["status"] == "resolved"
+    assert all(lib["verified"] is True for lib in report["libraries"])
+    assert report["fix"] is None
+    assert report["image"]["cuda_version"] == "11.3.1" and report["image"]["cudnn_version"] == "8.2.0.53"
+    assert not [f for f in report["findings"] if f["severity"] == "error"]
+    assert leftovers() == ""
+
+
+def test_wheel_dir_nothing_points_at_is_path_missing_with_a_verified_fix(wheel_image: str) -> None:
+    proc = ldfix("scan", wheel_image, "--no-pull", "--format", "json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    finding = next(f for f in report["findings"] if f["code"] == "PATH_MISSING")
+    assert finding["soname"] == "libcudnn.so.9"
+    assert report["fix"]["ld_library_path_add"] == ["/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib"]
+    assert report["fix"]["verified"] is True
+    assert report["fix"]["dockerfile"].startswith("FROM sha256:")
+    assert leftovers() == ""
+
+
+def test_markdown_and_sarif(replica: str) -> None:
+    md = ldfix("scan", replica, "--no-pull", "--format", "markdown")
+    assert "| `libcudnn.so.8` | resolved |" in md.stdout
+    sarif = json.loads(ldfix("scan", replica, "--no-pull", "--format", "sarif").stdout)
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["tool"]["driver"]["name"] == "ldfix"
+
+
+def test_unknown_image_with_no_pull_is_exit_3() -> None:
+    proc = ldfix("scan", "ldfix-test/does-not-exist:1", "--no-pull")
+    assert proc.returncode == 3 and "not present locally" in proc.stderr
