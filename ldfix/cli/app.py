@@ -170,8 +170,6 @@ def scan(
         report = run_scan(view, list(lib), oracle, explicit, fail_on.value)
     except LdfixError as err:
         _fail(err)
-    finally:
-        pass
     chosen = fmt or (Format.table if sys.stdout.isatty() else Format.json)
     text = _render(report, chosen)
     if output:
@@ -186,9 +184,6 @@ def scan(
         sys.stdout.flush()
     _cleanup(view)
     threshold = severity_rank(fail_on.value) if fail_on is not FailOn.none else 99
-    scanned = any(True for _ in report.libraries) or report.image is not None
-    if not scanned:
-        raise typer.Exit(3)
     if any(severity_rank(f.severity) >= threshold for f in report.findings):
         raise typer.Exit(1)
 

@@ -35,6 +35,7 @@ class Context:
     index: LibraryIndex
     oracle: Oracle | None
     notes: list[str]
+    would_be: LdCache  # the cache ldconfig would write from the image as it is
 
 
 def _version(env: Mapping[str, str], key: str) -> str | None:
@@ -63,7 +64,8 @@ def prepare(view: ImageView, oracle: Oracle | None, progress: Callable[[int], No
     index = build_index(walker, progress=progress)
     for path, why in index.unreadable[:20]:
         notes.append(f"{path}: {why}")
-    return Context(view, walker, platform, cache, index, oracle, notes)
+    _, would_be = scan_dirs(walker, platform)
+    return Context(view, walker, platform, cache, index, oracle, notes, would_be)
 
 
 def _targets(ctx: Context, libs: list[str]) -> list[str]:
@@ -108,7 +110,7 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
     k = cuda()
     findings: list[Finding] = []
     libraries: list[LibraryResult] = []
-    _, would_be = scan_dirs(ctx.walker, ctx.platform)
+    would_be = ctx.would_be
 
     for name in targets:
         res = closure.first(name)
@@ -345,8 +347,7 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
     base_image = ctx.view.image_id or ctx.view.ref
     stale = [f for f in fixable if f.code == "STALE_CACHE"]
     if stale and len(stale) == len(fixable):
-        _, fresh = scan_dirs(ctx.walker, ctx.platform)
-        after = _simulate(ctx, targets, env, fresh)
+        after = _simulate(ctx, targets, env, ctx.would_be)
         ok = all((r := after.first(t)) is not None and r.found for t in _needed_targets(report))
         return Fix([], None, f"FROM {base_image}\nRUN ldconfig\n", None if ok else False, "ldconfig",
                    "the libraries are in configured directories; rebuilding the cache is the whole fix "

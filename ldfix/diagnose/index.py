@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 from ldfix.image.base import Kind
 from ldfix.image.pathwalk import Walker
-from ldfix.loader.elf import ElfInfo, Verdict, probe
+from ldfix.loader.elf import ElfInfo, probe_any
 from ldfix.loader.ldconf import is_dso_name
-from ldfix.loader.search import _reader
 
 SKIP_DIRS = frozenset({"/proc", "/sys", "/dev", "/run", "/var/cache/apt", "/var/lib/apt", "/usr/share/doc",
                        "/usr/share/man", "/usr/share/locale", "/usr/include", "/boot"})
@@ -75,9 +74,7 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
             if real in seen_real:
                 continue
             try:
-                result = probe(_reader(walker, real), 64, 0)
-                if result.verdict is Verdict.WRONG_CLASS:
-                    result = probe(_reader(walker, real), 32, 0)
+                result = probe_any(walker.reader(real))
             except OSError as err:
                 index.unreadable.append((real, f"unreadable: {err.strerror or err}"))
                 seen_real[real] = None

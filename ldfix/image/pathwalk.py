@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 
 from ldfix.image.base import ImageFS, Kind, Stat
 
@@ -120,6 +121,13 @@ class Walker:
         if found is None or found[1].kind is not Kind.DIR:
             return []
         return self.fs.listdir(found[0])
+
+    def reader(self, physical: str) -> Callable[[int, int], bytes]:
+        """A (offset, size) -> bytes reader of a physical path, as the ELF readers take."""
+        def read(offset: int, size: int) -> bytes:
+            return self.fs.read(physical, offset, size)
+
+        return read
 
     def read(self, path: str, offset: int, size: int) -> bytes:
         found = self.stat(path)

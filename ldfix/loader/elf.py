@@ -141,6 +141,15 @@ def probe(read: Reader, want_class: int, want_machine: int) -> Probe:
     return Probe(Verdict.OK, info=info, elf_class=cls)
 
 
+def probe_any(read: Reader) -> Probe:
+    """The verdict for whichever ELF class the file has, for no particular machine: `info` is set for any
+    well-formed ELF (WRONG_MACHINE then only means "read without a machine to compare with")."""
+    result = probe(read, 64, 0)
+    if result.verdict is Verdict.WRONG_CLASS:
+        result = probe(read, 32, 0)
+    return result
+
+
 def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
     """Decode the headers and dynamic section; raises ElfReadError on anything malformed."""
     if head is None:

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from ldfix.image.base import Kind
 from ldfix.image.pathwalk import PathError, Walker
-from ldfix.loader.elf import Verdict, probe
+from ldfix.loader.elf import probe_any
 from ldfix.loader.ldcache import HWCAP_EXTENSION, CacheEntry, LdCache
 from ldfix.loader.platform import LoaderPlatform
-from ldfix.loader.search import _reader
 
 CONF = "/etc/ld.so.conf"
 
@@ -224,11 +223,7 @@ def _scan_one(walker: Walker, platform: LoaderPlatform, directory: str, hwcaps: 
         if target is None or target[1].kind is not Kind.FILE or target[1].size == 0:
             continue
         real = target[0]
-        result = probe(_reader(walker, real), 64, 0)  # any machine: flags say which
-        info = result.info
-        if info is None and result.verdict is Verdict.WRONG_CLASS:
-            result = probe(_reader(walker, real), 32, 0)
-            info = result.info
+        info = probe_any(walker.reader(real)).info  # any class and machine: the flags tell them apart
         if info is None:
             continue
         soname = info.soname or name

@@ -9,7 +9,7 @@ Every attempt is recorded so a miss can list each path tried, in order.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ldfix.image.base import Kind
@@ -126,7 +126,7 @@ class Searcher:
         result = self._probes.get(real)
         if result is None:
             try:
-                result = probe(_reader(self.walker, real), self.platform.elf_class, self.platform.machine)
+                result = probe(self.walker.reader(real), self.platform.elf_class, self.platform.machine)
             except OSError as err:
                 result = Probe(Verdict.FATAL, error=f"cannot open shared object file: {err.strerror or err}")
             self._probes[real] = result
@@ -252,9 +252,3 @@ def origin_of(opened: str, cwd: str) -> str:
     full = absolute(opened, cwd)
     return full[: full.rindex("/")] or "/"
 
-
-def _reader(walker: Walker, path: str) -> Callable[[int, int], bytes]:
-    def read(offset: int, size: int) -> bytes:
-        return walker.fs.read(path, offset, size)
-
-    return read
