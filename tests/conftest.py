@@ -1,32 +1,16 @@
 """Shared fixtures. Tests marked `docker` (or `root`) skip when the daemon (or root) is missing, except in
-CI (CI=true), where that is a failure: CI must not go green without having run them."""
+CI (CI=true), where that is a failure (tests/need.py)."""
 
 from __future__ import annotations
 
-import functools
-import os
-import subprocess
-
 import pytest
 
-
-@functools.lru_cache(maxsize=1)
-def docker_ok() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {what}: these tests must run in CI")
-    pytest.skip(f"{what} (with CI=true this is a failure)")
+from tests.need import require_docker, require_root
 
 
 @pytest.fixture(autouse=True)
 def _requirements(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("root") and os.geteuid() != 0:
-        _missing("not running as root (chroot, ldconfig -r)")
-    if request.node.get_closest_marker("docker") and not docker_ok():
-        _missing("no Docker daemon answers")
+    if request.node.get_closest_marker("root"):
+        require_root()
+    if request.node.get_closest_marker("docker"):
+        require_docker()

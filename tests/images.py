@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ldfix.loader.elfwrite import build_shared_object
+from tests.need import require_docker, require_root
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CACHE = Path(os.environ.get("LDFIX_TEST_CACHE", Path.home() / ".cache" / "ldfix-tests"))
@@ -46,6 +47,8 @@ def debian_rootfs() -> Path:
 def build_image(tag: str, customize: Callable[[Path], None], env: dict[str, str], recipe_key: str) -> str:
     """`docker import` a copy of the Debian tree after `customize` changed it; reused when the tag (which
     includes a hash of `recipe_key`) exists."""
+    require_docker()
+    require_root()
     digest = hashlib.sha256((recipe_key + (FIXTURES / "debian-bookworm.recipe").read_text()).encode()).hexdigest()[:12]
     full = f"{tag}-{digest}"
     if image_exists(full):

@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ldfix.loader.elf import ElfInfo
-from ldfix.loader.search import LoadedObject, Resolution, Searcher, SearchStep, origin_of
+from ldfix.loader.search import LoadedObject, Outcome, Resolution, Searcher, SearchStep, origin_of
 
 
 @dataclass
@@ -28,6 +28,17 @@ class Closure:
         return list(self.trace)
 
 
+def _rtld(searcher: Searcher) -> LoadedObject | None:
+    """The dynamic loader itself is loaded before anything else (under its PT_INTERP path and its SONAME), so
+    libc's DT_NEEDED on `ld-linux-x86-64.so.2` is satisfied without a search (elf/rtld.c)."""
+    interp = searcher.platform.interp
+    outcome, real, _, info = searcher.probe_path(interp)
+    if outcome is not Outcome.FOUND or info is None or real is None:
+        return None
+    names = {interp, *([info.soname] if info.soname else [])}
+    return LoadedObject(interp, interp, real, info, None, origin_of(interp, searcher.cwd), names=names)
+
+
 def load(searcher: Searcher, main_path: str, main_info: ElfInfo, preload: tuple[str, ...] = (),
          max_objects: int = 5000) -> Closure:
     """Simulate loading `main_path` (as `ld.so main_path` does) and everything it needs."""
@@ -37,9 +48,11 @@ def load(searcher: Searcher, main_path: str, main_info: ElfInfo, preload: tuple[
     closure = Closure(main, [main])
     by_real: dict[str, LoadedObject] = {main.realpath: main}
     queue: deque[LoadedObject] = deque([main])
+    rtld = _rtld(searcher)
+    known = [rtld] if rtld is not None else []
 
     def request(name: str, requester: LoadedObject) -> LoadedObject | None:
-        for obj in closure.objects:
+        for obj in [*closure.objects, *known]:
             if name in obj.names or obj.info.soname == name:
                 res = Resolution(name, requester.path, SearchStep.LOADED, obj.path, obj.realpath, obj.info)
                 closure.resolutions.append(res)
