@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ldfix.loader.elfwrite import build_shared_object
 from tests.need import require_docker, require_root
+from tests.stubs import compile_stub, host_glibc_root
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CACHE = Path(os.environ.get("LDFIX_TEST_CACHE", Path.home() / ".cache" / "ldfix-tests"))
@@ -58,13 +59,39 @@ def build_image(tag: str, customize: Callable[[Path], None], env: dict[str, str]
         root = Path(tmp) / "root"
         _sh("cp", "-a", str(base), str(root))
         customize(root)
-        changes: list[str] = []
-        for k, v in env.items():
-            changes += ["--change", f"ENV {k}={v}"]
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", *changes, "-", full], stdin=tar.stdout, check=True, capture_output=True)
-        tar.wait()
+        _import(root, env, full)
     return full
+
+
+def build_tiny_image(tag: str, libs: dict[str, tuple[str, tuple[str, ...], str | None, str | None]],
+                     env: dict[str, str], conf: str = "") -> str:
+    """A shell-less glibc image: this machine's loader and libc plus gcc-compiled stubs, `libs` mapping an image
+    path to (soname, needed, rpath, runpath). `conf` becomes /etc/ld.so.conf and the cache is made from it."""
+    require_docker()
+    require_root()
+    key = repr((sorted(libs.items()), sorted(env.items()), conf, Path("/lib64/ld-linux-x86-64.so.2").resolve()))
+    full = f"{tag}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if image_exists(full):
+        return full
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        root = Path(tmp) / "root"
+        host_glibc_root(root)
+        for path, (soname, needed, rpath, runpath) in libs.items():
+            compile_stub(root / path.lstrip("/"), soname, needed, rpath=rpath, runpath=runpath)
+        (root / "etc/ld.so.conf").write_text(conf)
+        _sh("ldconfig", "-r", str(root))
+        _import(root, env, full)
+    return full
+
+
+def _import(root: Path, env: dict[str, str], tag: str) -> None:
+    changes: list[str] = []
+    for k, v in env.items():
+        changes += ["--change", f"ENV {k}={v}"]
+    tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+    subprocess.run(["docker", "import", *changes, "-", tag], stdin=tar.stdout, check=True, capture_output=True)
+    tar.wait()
 
 
 def write_lib(root: Path, path: str, soname: str, needed: tuple[str, ...] = ("libc.so.6",), real: str | None = None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.images import CUDA_113_ENV, build_image, cuda_113_cudnn8_runtime, write_lib
+from tests.images import CUDA_113_ENV, build_image, build_tiny_image, cuda_113_cudnn8_runtime, write_lib
 
 pytestmark = pytest.mark.docker
 
@@ -77,3 +77,28 @@ def test_markdown_and_sarif(replica: str) -> None:
 def test_unknown_image_with_no_pull_is_exit_3() -> None:
     proc = ldfix("scan", "ldfix-test/does-not-exist:1", "--no-pull")
     assert proc.returncode == 3 and "not present locally" in proc.stderr
+
+
+def test_shell_less_glibc_image_with_gcc_stubs_is_checked_by_its_own_loader() -> None:
+    """No /bin/sh in the image: the loader is the container's entrypoint, so the check still runs. cudart is
+    reached through LD_LIBRARY_PATH, cuDNN through the cache (ld.so.conf names its dir), cuBLAS by nothing; once
+    the fix adds its dir, cuBLASLt is found through cuBLAS's own RUNPATH ($ORIGIN)."""
+    wheel = "/opt/venv/lib/python3.12/site-packages/nvidia"
+    image = build_tiny_image("ldfix-test/tiny:gcc", {
+        f"{wheel}/cublas/lib/libcublas.so.12": ("libcublas.so.12", ("libcublasLt.so.12",), None, "$ORIGIN"),
+        f"{wheel}/cublas/lib/libcublasLt.so.12": ("libcublasLt.so.12", (), None, None),
+        f"{wheel}/cuda_runtime/lib/libcudart.so.12": ("libcudart.so.12", (), None, None),
+        "/opt/cudnn/lib/libcudnn.so.9": ("libcudnn.so.9", (), None, None),
+    }, {"LD_LIBRARY_PATH": f"{wheel}/cuda_runtime/lib"}, conf="/opt/cudnn/lib\n")
+    proc = ldfix("scan", image, "--no-pull", "--format", "json", "--lib", "libcublas.so.12")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    libs = {lib["soname"]: lib for lib in report["libraries"]}
+    assert libs["libcudart.so.12"]["via"] == "ld_library_path"
+    assert libs["libcudnn.so.9"]["via"] == "ld_so_cache"
+    assert libs["libcublas.so.12"]["status"] == "unresolved"
+    assert all(lib["verified"] is True for lib in libs.values() if lib["status"] != "runtime-provided")
+    codes = {(f["code"], f.get("soname")) for f in report["findings"]}
+    assert ("PATH_MISSING", "libcublas.so.12") in codes
+    assert report["fix"]["ld_library_path_add"] == [f"{wheel}/cublas/lib"] and report["fix"]["verified"] is True
+    assert leftovers() == ""
