@@ -51,11 +51,25 @@ def _fail(err: LdfixError) -> NoReturn:
     raise typer.Exit(err.exit_code)
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
+def emit(text: str, output: str | None) -> None:
+    """The report to --output FILE (atomically) or to stdout."""
+    if output:
+        from ldfix.fix.files import atomic_write
+
+        try:
+            atomic_write(output, text.encode("utf-8"))
+        except OSError as err:
+            _fail(LdfixError(f"cannot write {output}: {err.strerror or err}", "check the path and permissions"))
+    elif text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _parse_env(pairs: list[str], option: str = "--env") -> dict[str, str]:
     env: dict[str, str] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise UsageError(f"--env {pair!r} is not KEY=VALUE", "for example --env "
+            raise UsageError(f"{option} {pair!r} is not KEY=VALUE", f"for example {option} "
                 "LD_LIBRARY_PATH=/usr/local/cuda/lib64")
         key, value = pair.split("=", 1)
         env[key] = value
@@ -172,16 +186,7 @@ def scan(
         _fail(err)
     chosen = fmt or (Format.table if sys.stdout.isatty() else Format.json)
     text = _render(report, chosen)
-    if output:
-        from ldfix.fix.files import atomic_write
-
-        try:
-            atomic_write(output, text.encode("utf-8"))
-        except OSError as err:
-            _fail(LdfixError(f"cannot write {output}: {err.strerror or err}", "check the path and permissions"))
-    elif text:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    emit(text, output)
     _cleanup(view)
     threshold = severity_rank(fail_on.value) if fail_on is not FailOn.none else 99
     if any(severity_rank(f.severity) >= threshold for f in report.findings):
@@ -247,3 +252,6 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("ldfix: interrupted\n")
         sys.exit(130)
+
+
+from ldfix.cli import patch_cmd  # noqa: E402,F401  (registers `ldfix patch`)

@@ -102,9 +102,12 @@ def _top_target(obj: LoadedObject | None) -> LoadedObject | None:
 
 
 def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explicit: bool = False,
-         fail_on: str = "error", progress: Callable[[int], None] | None = None) -> Report:
-    ctx = prepare(view, oracle, progress)
-    env = dict(view.config.env)
+         fail_on: str = "error", progress: Callable[[int], None] | None = None,
+         env_override: Mapping[str, str] | None = None, ctx: Context | None = None) -> Report:
+    """Scan `view` with its own env (or `env_override`, e.g. the env a Dockerfile gives its image). Pass the
+    `ctx` of an earlier scan of the same view to skip re-indexing it."""
+    ctx = ctx or prepare(view, oracle, progress)
+    env = dict(env_override if env_override is not None else view.config.env)
     targets = _targets(ctx, libs)
     closure = _simulate(ctx, targets, env, ctx.cache)
     k = cuda()
@@ -170,7 +173,7 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
                      _version(env, "NV_CUDNN_VERSION") or view.config.labels.get("com.nvidia.cudnn.version"),
                      view.config.working_dir,
                      ".".join(map(str, ctx.platform.glibc)) if ctx.platform.glibc else None, ctx.platform.source)
-    report = Report(info, libraries, findings, None, ctx.notes, fail_on)
+    report = Report(info, libraries, findings, None, list(ctx.notes), fail_on)
     _verify(ctx, report, targets, env)
     report.fix = plan_fix(ctx, report, targets, env, explicit, fail_on)
     return report

@@ -269,3 +269,37 @@ class DockerOracle:
 
 def leftover_containers(cli: Any) -> Iterator[Any]:
     yield from cli.containers.list(all=True, filters={"label": "ldfix=scan"})
+
+
+def build_image(dockerfile: str, target: str | None, build_args: dict[str, str],
+                log: Callable[[str], None] | None = None) -> str:
+    """`docker build` of DOCKERFILE with its directory as the context, through the daemon's build API
+    (intermediate containers always removed); returns the image ID. A failed step is an ImageAccessError."""
+    cli = client()
+    path = os.path.abspath(dockerfile)
+    context = os.path.dirname(path)
+    image_id = None
+    try:
+        stream = cli.api.build(path=context, dockerfile=path, target=target, buildargs=build_args or None,
+                               rm=True, forcerm=True, decode=True, labels={"ldfix": "build"})
+        for event in stream:
+            if "errorDetail" in event or "error" in event:
+                detail = event.get("errorDetail") or {}
+                message = str(detail.get("message") or event.get("error") or "build failed").strip()
+                raise ImageAccessError(f"docker build of {dockerfile} failed: {message.splitlines()[0][:300]}",
+                                       "fix the build (docker build shows the whole log), or scan an image you built "
+                                       "with --image REF")
+            text = event.get("stream")
+            if text and log is not None:
+                log(str(text))
+            aux = event.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = str(aux["ID"])
+    except ImageAccessError:
+        raise
+    except Exception as err:  # the SDK raises APIError, BuildError, requests errors
+        raise ImageAccessError(f"docker build of {dockerfile} failed: {_short(err)}",
+                               "is the daemon reachable, is the build context readable?") from err
+    if image_id is None:
+        raise ImageAccessError(f"docker build of {dockerfile} reported no image", "run docker build to see why")
+    return image_id

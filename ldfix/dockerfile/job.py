@@ -1,0 +1,250 @@
+"""`ldfix patch`: read and check a Dockerfile, scan the image it builds on (or the image it built), plan the
+edit, re-check the patched file's LD_LIBRARY_PATH against the same image, and say what changes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ldfix.diagnose.finding import Finding, Report, severity_rank
+from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, syntax_findings
+from ldfix.dockerfile.model import Analysis, StageEnv, analyze, evaluate
+from ldfix.dockerfile.parser import Dockerfile, parse
+from ldfix.dockerfile.patch import Plan, apply, plan, unified_diff
+from ldfix.errors import InputFileError, LdfixError, UsageError
+from ldfix.image.base import ImageView
+
+# (reference, no_pull) -> (view, oracle or None); the CLI supplies it (pull progress, platform, oracle choice)
+Opener = Callable[[str, bool], tuple[ImageView, Any]]
+
+
+@dataclass
+class Options:
+    target: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    base_env: dict[str, str] | None = None  # --base-env: the base image's env without asking a daemon
+    image: str | None = None  # --image REF: scan this built image instead of the base
+    build: bool = False
+    no_pull: bool = False
+    fail_on: str = "error"
+    libs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PatchResult:
+    path: str
+    target_stage: str | None
+    base_image: str | None
+    findings: list[Finding]
+    scan: Report | None
+    old: bytes
+    new: bytes
+    plan: Plan | None
+    verified: bool | None
+    scanned_ref: str | None = None
+    notes: list[str] = field(default_factory=list)
+    after: list[Finding] = field(default_factory=list)  # what would be reported for the patched file
+
+    @property
+    def changed(self) -> bool:
+        return self.new != self.old
+
+    @property
+    def diff(self) -> str | None:
+        return unified_diff(self.path, self.old, self.new) if self.changed else None
+
+    def blocking(self, fail_on: str) -> list[Finding]:
+        threshold = severity_rank(fail_on) if fail_on != "none" else 99
+        return [f for f in self.findings if severity_rank(f.severity) >= threshold]
+
+    def unfixed(self, fail_on: str) -> list[Finding]:
+        """Findings at or above fail_on that would remain after the change (all of them when nothing changes)."""
+        threshold = severity_rank(fail_on) if fail_on != "none" else 99
+        return [f for f in self.after if severity_rank(f.severity) >= threshold]
+
+    def overlay(self, image: str) -> str:
+        lines = [f"FROM {image}"]
+        if self.plan and self.plan.env_line:
+            lines.append(self.plan.env_line)
+        if self.scan and self.scan.fix and self.scan.fix.kind == "ldconfig":
+            lines += self.scan.fix.run_lines
+        return "\n".join(lines) + "\n"
+
+
+def read_dockerfile(path: str) -> bytes:
+    if os.path.isdir(path):
+        raise InputFileError(f"{path} is a directory", "give the Dockerfile itself, e.g. ldfix patch ./Dockerfile")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise InputFileError(f"{path} does not exist", "check the path") from None
+    except OSError as err:
+        raise InputFileError(f"cannot read {path}: {err.strerror or err}", "check its permissions") from None
+    if b"\0" in data:
+        raise InputFileError(f"{path} is a binary file, not a Dockerfile", "give the Dockerfile's path")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(f"{path} is not UTF-8 text (byte {err.start})", "Dockerfiles are UTF-8") from None
+    return data
+
+
+def _base_facts(view: ImageView | None, opts: Options) -> tuple[dict[str, str] | None, str, str]:
+    if opts.base_env is not None:
+        return dict(opts.base_env), "/", ""
+    if view is None:
+        return None, "/", ""
+    return dict(view.config.env), view.config.working_dir, view.config.user
+
+
+def run(path: str, opts: Options, opener: Opener, display: str | None = None) -> PatchResult:
+    display = display or path
+    data = read_dockerfile(path)
+    df = parse(data)
+    an = analyze(df, opts.build_args)
+    findings = syntax_findings(an, display)
+    stage = an.target(opts.target)
+    if opts.target and stage is None and an.stages:
+        names = ", ".join(s.name for s in an.stages if s.name) or "none"
+        raise UsageError(f'target stage "{opts.target}" could not be found', f"stages with names: {names}")
+    if stage is None and not findings:
+        findings.append(Finding("DOCKERFILE_SYNTAX", "error", "the file has no FROM instruction", file=display, line=1,
+                                fix="start the build stage with FROM <image>"))
+    base = an.root_base(stage) if stage else None
+    result = PatchResult(display, stage.name if stage and stage.name else ("final" if stage else None), base,
+                         findings, None, data, data, None, None)
+    if findings or stage is None:
+        # Docker would reject the file: report, lint what can be linted, never edit
+        if stage is not None:
+            stage_env = evaluate(an, stage, opts.base_env, opts.build_args)
+            result.findings += _lint_findings(lint_steps(stage_env, display, stage_env.working_dir, df.escape))
+        result.after = list(result.findings)
+        return result
+
+    base_view: ImageView | None = None
+    oracle = None
+    scanned: ImageView | None = None
+    external = base is not None and base.lower() != "scratch"
+    if opts.image is not None:
+        scanned, oracle = opener(opts.image, opts.no_pull)
+    elif opts.build:
+        from ldfix.image.docker import build_image
+
+        image_id = build_image(path, opts.target, opts.build_args)
+        result.notes.append(f"built {display} as {image_id}")
+        scanned, oracle = opener(image_id, True)
+    if opts.base_env is None and external and base is not None:
+        if scanned is None:
+            base_view, oracle = opener(base, opts.no_pull)
+            scanned = base_view
+        else:
+            try:  # only for the base env the Dockerfile starts from; never pulled for this
+                base_view, _ = opener(base, True)
+            except LdfixError:
+                result.notes.append(f"the base image {base} is not present locally: its env is unknown, so "
+                                    "unguarded $LD_LIBRARY_PATH references are checked against the built image only")
+    base_env, wd, user = _base_facts(base_view, opts)
+    if not external and base_env is None:
+        base_env = {}
+    stage_env = evaluate(an, stage, base_env, opts.build_args, wd, user)
+    lint = lint_steps(stage_env, display, stage_env.working_dir, df.escape)
+    result.findings += _lint_findings(lint)
+
+    report = None
+    ctx = None
+    built = scanned is not None and scanned is not base_view
+    if scanned is not None:
+        from ldfix.diagnose.engine import prepare, scan
+
+        result.scanned_ref = scanned.ref
+        ctx = prepare(scanned, oracle)
+        env = dict(scanned.config.env) if built else stage_env.env
+        if not built:
+            scanned.config = replace(scanned.config, env=env, working_dir=stage_env.working_dir)
+        report = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
+        result.scan = report
+        result.findings += report.findings
+        fix = report.fix
+        add = list(fix.ld_library_path_add) if fix and fix.kind == "env" else []
+        run_lines = list(fix.run_lines) if fix and fix.kind == "ldconfig" else []
+        result.plan = plan(an, stage, lint, add, run_lines, user, _reason(report))
+    else:
+        result.plan = plan(an, stage, lint, [], [], user)
+        if opts.base_env is not None:
+            result.notes.append("--base-env given: no image was scanned; only the Dockerfile's own LD_LIBRARY_PATH "
+                                "lines were checked and repaired")
+    result.after = list(result.findings)
+    if not result.plan.changed:
+        return result
+    result.new = apply(df, result.plan.edits)
+    result.verified = _recheck(result, opts, base_env, wd, user, scanned, oracle, ctx, built)
+    if result.verified is False:
+        result.notes.append("the patched file did not pass the re-check; no change is offered")
+        result.new = data
+        result.after = list(result.findings)
+    return result
+
+
+def _reason(report: Report) -> str:
+    codes = [f for f in report.findings if f.code in ("PATH_MISSING", "TRANSITIVE", "STALE_CACHE")]
+    parts = sorted({f"{f.code} {f.soname}" for f in codes if f.soname})
+    return ", ".join(parts[:4]) + (", ..." if len(parts) > 4 else "")
+
+
+def _lint_findings(lint: list[StepFindings]) -> list[Finding]:
+    return [f for sf in lint for f in sf.findings]
+
+
+def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None, wd: str, user: str,
+             scanned: ImageView | None, oracle: Any, ctx: Any, built: bool) -> bool | None:
+    """Check the patched file as if it were new: it must parse, its LD_LIBRARY_PATH lines must be clean, and
+    with its LD_LIBRARY_PATH the scanned image must resolve every library (the model, then the image's own
+    loader). Fills `result.after` with what would still be reported. None when no image could be asked."""
+    df2: Dockerfile = parse(result.new)
+    an2: Analysis = analyze(df2, opts.build_args)
+    stage2 = an2.target(opts.target)
+    if df2.errors or an2.errors or stage2 is None:
+        result.notes.append("internal error: the patched file does not parse")
+        return False
+    env2: StageEnv = evaluate(an2, stage2, base_env, opts.build_args, wd, user)
+    after = _lint_findings(lint_steps(env2, result.path, env2.working_dir, df2.escape))
+    result.after = after
+    if any(f.severity == "error" for f in after):
+        result.notes.append("the repaired line still has findings: " + "; ".join(f.message for f in after))
+        return False
+    if scanned is None or result.scan is None:
+        return None
+    from ldfix.diagnose.engine import scan
+
+    if built and base_env is None:  # the built image's env with the fix's directories in front
+        env = dict(scanned.config.env)
+        add = result.scan.fix.ld_library_path_add if result.scan.fix else []
+        old = env.get(KEY)
+        if add:
+            env[KEY] = ":".join(add) + (f":{old}" if old else "")
+    else:
+        env = {**(dict(scanned.config.env) if built else {}), **env2.env}
+    again = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
+    result.after = after + again.findings
+    if result.scan.fix is not None and result.scan.fix.kind == "ldconfig":
+        return result.scan.fix.verified  # the cache is rebuilt by the new RUN line, not by the env
+    unresolved = [lib.soname for lib in again.libraries if lib.status == "unresolved"]
+    if unresolved:
+        result.notes.append("after the patch these still do not resolve: " + ", ".join(unresolved))
+        return False
+    if oracle is None:
+        return None
+    return all(lib.verified is True for lib in again.libraries if lib.status == "resolved")
+
+
+def check_exit(result: PatchResult, mode: str, fail_on: str) -> int:
+    """1 when the file has syntax errors, needs a change (except after --write made it), or would still have
+    findings at or above --fail-on after the change; else 0."""
+    if any(f.code == "DOCKERFILE_SYNTAX" for f in result.findings):
+        return 1
+    if result.unfixed(fail_on):
+        return 1
+    return 1 if result.changed and mode != "write" else 0

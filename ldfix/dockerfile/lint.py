@@ -1,0 +1,131 @@
+"""Findings about a Dockerfile itself, each on its line: errors Docker would reject (DOCKERFILE_SYNTAX) and
+LD_LIBRARY_PATH assignments that cannot do what their author meant (LDPATH_BAD, COMPAT, STUB)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ldfix.diagnose.finding import Finding
+from ldfix.dockerfile.model import Analysis, EnvStep, StageEnv
+from ldfix.dockerfile.parser import ParseError
+from ldfix.dockerfile.shell import ShellError, expand
+from ldfix.loader.env import split_ld_library_path
+
+KEY = "LD_LIBRARY_PATH"
+SELF_REF = re.compile(r"\$(\{)?LD_LIBRARY_PATH\b")
+GUARDED = re.compile(r"\$\{LD_LIBRARY_PATH:?\+")
+JUNK = re.compile(r"[#'\"`\s$\\]")
+GUARD_FIX = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
+UNKNOWN = "/ldfix-base-value-unknown"
+
+
+@dataclass
+class StepFindings:
+    step: EnvStep
+    findings: list[Finding]
+    repairable: bool  # a finding the patch repairs in place (stray text, empty entry, legacy form, compat/stubs)
+
+
+def syntax_findings(an: Analysis, path: str) -> list[Finding]:
+    errors: list[ParseError] = sorted([*an.df.errors, *an.errors], key=lambda e: e.line)
+    out = []
+    esc = an.df.escape
+    trailing = re.compile(rf"(?<!{re.escape(esc)}){re.escape(esc)}[ \t]+(\S.*)$")
+    by_start = {i.start: i for i in an.df.instructions}
+    previous_end: dict[int, int] = {}
+    for before, after in zip(an.df.instructions, an.df.instructions[1:], strict=False):
+        previous_end[after.start] = before.end
+    for err in errors:
+        if err.message.startswith("unknown instruction") and err.line in by_start and err.line in previous_end:
+            end = previous_end[err.line]
+            text = an.df.text(end, end).rstrip("\r\n")
+            m = trailing.search(text)
+            if m is not None:
+                out.append(Finding(
+                    "DOCKERFILE_SYNTAX", "error",
+                    f"text after the line-continuation character (column {m.start() + 1}): the instruction ends "
+                    f"on this line, so line {err.line} starts a new instruction",
+                    file=path, line=end, evidence=[text.strip()],
+                    fix=f"move {m.group(1).strip()!r} to its own line above the instruction, or delete it, so "
+                        f"'{esc}' is the last character"))
+        out.append(Finding("DOCKERFILE_SYNTAX", "error", f"dockerfile parse error on line {err.line}: {err.message}",
+                           file=path, line=err.line, evidence=[an.df.text(err.line, err.line).strip()],
+                           fix="Docker rejects this file; ldfix does not edit it until it parses"))
+    return sorted(out, key=lambda f: f.line or 0)
+
+
+def _entries(value: str) -> list[str]:
+    return split_ld_library_path(value) or []
+
+
+def lint_steps(stage_env: StageEnv, path: str, working_dir: str, escape: str = "\\") -> list[StepFindings]:
+    out = []
+    for step in stage_env.steps:
+        if step.assignment.key != KEY:
+            continue
+        out.append(_lint(step, stage_env.base_known, path, working_dir, escape))
+    return out
+
+
+def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: str) -> StepFindings:
+    a = step.assignment
+    line = a.instr.start
+    found: list[Finding] = []
+    repairable = False
+
+    def add(code: str, severity: str, message: str, fix: str, repair: bool = True) -> None:
+        nonlocal repairable
+        found.append(Finding(code, severity, message, file=path, line=line, evidence=[f"{KEY}={step.after}"],
+                             fix=fix))
+        repairable = repairable or repair
+
+    if a.legacy:
+        add("LDPATH_BAD", "warning", f"legacy 'ENV {KEY} value' form: everything after the first space is the "
+            "value, '#' and spaces included", f'write ENV {KEY}="..." (key=value form, double quotes)')
+    refs_self = SELF_REF.search(a.raw) is not None
+    unguarded = refs_self and GUARDED.search(a.raw) is None
+    if unguarded and not base_known:
+        add("LDPATH_BAD", "warning", f"${KEY} is used without a guard: if the base image does not set it, the "
+            "value gets an empty entry (= the working directory)", f"use the {GUARD_FIX} guard", repair=False)
+    value = step.after
+    if not base_known and step.before is None and refs_self:
+        # the base image's value is unknown: judge the entries as if it were set (the guard warning covers unset)
+        try:
+            value = expand(a.raw, {**step.scope, KEY: UNKNOWN}, escape)
+        except ShellError:
+            value = step.after
+    for entry in _entries(value):
+        if entry == UNKNOWN:
+            continue
+        if entry == "":
+            why = ""
+            if unguarded and not step.before:
+                why = f" (${KEY} is unset or empty before this line, so it expands to nothing)"
+            add("LDPATH_BAD", "error", f"{KEY} has an empty entry{why}: the loader searches the working directory "
+                f"({working_dir}) there", f"use the {GUARD_FIX} guard and no empty entries")
+        elif "#" in entry:
+            add("LDPATH_BAD", "error", f"{KEY} entry '{entry}' does not exist: '#' is part of the value",
+                "delete the '#' and anything after it (Dockerfiles have no trailing comments)")
+        elif JUNK.search(entry):
+            what = "a quote" if re.search(r"['\"`]", entry) else "'$'" if "$" in entry else (
+                "a backslash" if "\\" in entry else "whitespace")
+            add("LDPATH_BAD", "error", f"{KEY} entry '{entry}' contains {what}, which becomes part of the directory "
+                "name", "remove it (single quotes stop expansion; quotes inside a legacy value are literal)")
+        elif not entry.startswith("/"):
+            add("LDPATH_BAD", "warning", f"{KEY} entry '{entry}' is relative: it depends on the working directory",
+                "use an absolute directory", repair=False)
+        else:
+            stripped = entry.rstrip("/")
+            if stripped.endswith("/compat") or "/compat/" in entry:
+                add("COMPAT", "warning", f"{entry} (CUDA forward-compatibility directory) is on {KEY}: its "
+                    "libcuda.so.1 overrides the driver's", f"remove {entry}; the NVIDIA runtime mounts the driver")
+            elif stripped.endswith("/stubs") or "/stubs/" in entry:
+                add("STUB", "error", f"{entry} (link-time stubs) is on {KEY}: a stub libcuda.so.1 fails at run "
+                    "time", f"remove {entry}; stubs are for linking only")
+    if not refs_self and step.before:
+        dropped = [e for e in _entries(step.before) if e and e not in _entries(step.after)]
+        if dropped:
+            add("LDPATH_BAD", "warning", f"this ENV drops the inherited {KEY} entries {', '.join(dropped)}",
+                f"keep them with the {GUARD_FIX} guard, or confirm they are not needed", repair=False)
+    return StepFindings(step, found, repairable)

@@ -1,0 +1,359 @@
+"""A span-preserving Dockerfile reader that follows BuildKit's parser (frontend/dockerfile/parser, Apache-2.0):
+the same line splitting, BOM, directive block, escape token, continuation rule, comment and empty lines inside
+continuations, heredocs and instruction splitting. It never re-serialises anything: every instruction keeps
+the 1-based span of physical lines it came from, so an edit can splice whole lines and leave the rest
+byte-identical. Errors BuildKit would report are collected (with their line) instead of raised."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+DIRECTIVE_KEYS = ("syntax", "escape", "check")
+HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
+HEREDOC_INSTRUCTIONS = ("run", "copy", "add")
+KNOWN = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label", "maintainer",
+         "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir")
+MAX_LINE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ParseError:
+    line: int
+    message: str
+    end_line: int | None = None
+    column: int | None = None
+
+
+@dataclass
+class Heredoc:
+    name: str
+    expand: bool
+    chomp: bool
+    content: str
+
+
+@dataclass
+class Instruction:
+    keyword: str  # as written (case kept)
+    args: str  # the joined text after the keyword and flags
+    flags: list[str]
+    start: int  # 1-based first physical line
+    end: int  # 1-based last physical line (continuations, dropped comments, heredoc bodies included)
+    comment_start: int | None = None  # first line of the comment block directly above, if any
+    heredocs: list[Heredoc] = field(default_factory=list)
+    sub: Instruction | None = None  # the trigger of an ONBUILD
+
+    @property
+    def name(self) -> str:
+        return self.keyword.lower()
+
+    @property
+    def is_json(self) -> bool:
+        return is_json_array(self.args)
+
+
+@dataclass
+class Dockerfile:
+    data: bytes
+    lines: list[bytes]  # physical lines with their terminators (the first without its BOM)
+    bom: bool
+    eol: bytes  # the file's line ending (b"\r\n" when most lines use it)
+    escape: str
+    directives: dict[str, tuple[str, int]]  # key -> (value, line)
+    directive_end: int  # number of leading lines that belong to the directive block
+    instructions: list[Instruction]
+    errors: list[ParseError]
+
+    def text(self, start: int, end: int) -> str:
+        return b"".join(self.lines[start - 1:end]).decode("utf-8", "replace")
+
+
+def is_json_array(args: str) -> bool:
+    text = args.strip()
+    if not text.startswith("["):
+        return False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _trim_newline(line: str) -> str:
+    return line.rstrip("\r\n")
+
+
+def _is_comment(line: str) -> bool:
+    return _trim_newline(line).lstrip(" \t").startswith("#")
+
+
+def _is_blank(line: str) -> bool:
+    return _trim_newline(line).strip(" \t") == ""
+
+
+def _continuation(escape: str) -> re.Pattern[str]:
+    e = re.escape(escape)
+    return re.compile(rf"([^{e}]){e}[ \t]*$|^{e}[ \t]*$")
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """Physical lines, each keeping its terminator (as bufio.Scanner with BuildKit's split function)."""
+    lines = data.splitlines(keepends=True)
+    # bytes.splitlines also splits on \r, \v, \f, \x1c-\x1e, \x85: BuildKit splits on \n only
+    out: list[bytes] = []
+    buf = b""
+    for piece in lines:
+        buf += piece
+        if piece.endswith(b"\n"):
+            out.append(buf)
+            buf = b""
+    if buf:
+        out.append(buf)
+    return out
+
+
+def parse(data: bytes) -> Dockerfile:
+    bom = data.startswith(b"\xef\xbb\xbf")
+    lines = split_lines(data[3:] if bom else data)
+    crlf = sum(1 for line in lines if line.endswith(b"\r\n"))
+    eol = b"\r\n" if crlf and crlf * 2 >= sum(1 for line in lines if line.endswith(b"\n")) else b"\n"
+    texts = [line.decode("utf-8", "surrogateescape") for line in lines]
+    escape = "\\"
+    directives: dict[str, tuple[str, int]] = {}
+    errors: list[ParseError] = []
+    instructions: list[Instruction] = []
+    directives_done = False
+    directive_end = 0
+    regex = _continuation(escape)
+    comment_start: int | None = None
+    i = 0  # index of the next physical line
+    n = len(texts)
+
+    def directive(raw: str, lineno: int) -> None:
+        nonlocal directives_done, escape, regex, directive_end
+        if directives_done:
+            return
+        m = DIRECTIVE.match(_trim_newline(raw).lstrip(" \t"))
+        if m is None or m.group(1).lower() not in DIRECTIVE_KEYS:
+            directives_done = True
+            return
+        key, value = m.group(1).lower(), m.group(2)
+        if key in directives:
+            errors.append(ParseError(lineno, f"only one {key} parser directive can be used"))
+        directives[key] = (value, lineno)
+        directive_end = lineno
+        if key == "escape":
+            if value not in ("\\", "`"):
+                errors.append(ParseError(lineno, f"invalid escape token '{value}' does not match ` or \\"))
+            else:
+                escape = value
+                regex = _continuation(escape)
+
+    while i < n:
+        raw = texts[i]
+        i += 1
+        lineno = i
+        if len(lines[i - 1]) > MAX_LINE:
+            errors.append(ParseError(lineno, f"dockerfile line greater than max allowed size of {MAX_LINE - 1}"))
+            break
+        directive(raw, lineno)
+        if _is_comment(raw):
+            if directive_end != lineno and comment_start is None:
+                comment_start = lineno  # a comment block directly above the next instruction (pragmas)
+            continue
+        line = _trim_newline(raw).lstrip(" \t")
+        m = regex.search(line)
+        end_of_line = m is None
+        if m is not None:
+            line = line[:m.start()] + (m.group(1) or "")
+        if end_of_line and line == "":
+            comment_start = None
+            continue
+        start = lineno
+        while not end_of_line and i < n:
+            raw = texts[i]
+            i += 1
+            if _is_comment(raw):
+                continue
+            if _is_blank(raw):
+                continue
+            cont = _trim_newline(raw)
+            m = regex.search(cont)
+            end_of_line = m is None
+            if m is not None:
+                cont = cont[:m.start()] + (m.group(1) or "")
+            line += cont
+        if line.strip() == "":
+            comment_start = None
+            continue
+        instr = _split(line, start, i, escape)
+        instr.comment_start = comment_start
+        comment_start = None
+        target = instr.sub if instr.name == "onbuild" and instr.sub is not None else instr
+        if target.name in HEREDOC_INSTRUCTIONS and not target.is_json and "<<" in line:
+            for fd_chomp_name in _heredoc_words(target.args):
+                chomp, name, expand = fd_chomp_name
+                body: list[str] = []
+                terminated = False
+                while i < n:
+                    raw = texts[i]
+                    i += 1
+                    candidate = _trim_newline(raw)
+                    if chomp:
+                        candidate = candidate.lstrip("\t")
+                    if candidate == name:
+                        terminated = True
+                        break
+                    body.append(raw)
+                if not terminated:
+                    errors.append(ParseError(start, "unterminated heredoc", end_line=i))
+                target.heredocs.append(Heredoc(name, expand, chomp, "".join(body)))
+            instr.end = i
+        instructions.append(instr)
+    if not instructions and not errors:
+        errors.append(ParseError(1, "file with no instructions"))
+    return Dockerfile(data, lines, bom, eol, escape, directives, directive_end, instructions, errors)
+
+
+def _split(line: str, start: int, end: int, escape: str) -> Instruction:
+    """splitCommand + extractBuilderFlags: `NAME [--flag...] args`; ONBUILD parses its trigger recursively."""
+    text = line.strip()
+    parts = re.split(r"[ \t\r\n\v\f]+", text, maxsplit=1)
+    keyword = parts[0]
+    rest = parts[1] if len(parts) > 1 else ""
+    flags: list[str] = []
+    if keyword.lower() != "onbuild":
+        rest, flags = _flags(rest)
+    instr = Instruction(keyword, rest, flags, start, end)
+    if keyword.lower() == "onbuild" and rest.strip():
+        instr.sub = _split(rest, start, end, escape)
+    return instr
+
+
+def _flags(rest: str) -> tuple[str, list[str]]:
+    flags: list[str] = []
+    while True:
+        stripped = rest.lstrip(" \t")
+        if not stripped.startswith("--"):
+            return stripped, flags
+        word, _, remainder = stripped.partition(" ")
+        if "\t" in word:
+            word, _, more = word.partition("\t")
+            remainder = more + " " + remainder
+        if word == "--":
+            return remainder.lstrip(" \t"), flags
+        flags.append(word)
+        rest = remainder
+
+
+def _heredoc_words(args: str) -> list[tuple[bool, str, bool]]:
+    """(chomp, name, expand) for each `<<[-]WORD` word of the line, in order (heredocsFromLine)."""
+    out = []
+    for word in _shell_words(args):
+        m = HEREDOC_WORD.match(word)
+        if m is None or not m.group(3):
+            continue
+        name = m.group(3)
+        expand = True
+        if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
+            name, expand = name[1:-1], False
+        elif "'" in name or '"' in name:
+            name, expand = name.replace("'", "").replace('"', ""), False
+        out.append((m.group(2) == "-", name, expand))
+    return out
+
+
+def _shell_words(text: str) -> list[str]:
+    """Whitespace-separated words with quotes kept (raw quotes, raw escapes), as the heredoc scan splits."""
+    words: list[str] = []
+    word = ""
+    quote = ""
+    in_word = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            word += ch
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote == '"' and i + 1 < len(text):
+                word += text[i + 1]
+                i += 1
+        elif ch in " \t\n":
+            if in_word:
+                words.append(word)
+            word, in_word = "", False
+        else:
+            in_word = True
+            word += ch
+            if ch in "'\"":
+                quote = ch
+            elif ch == "\\" and i + 1 < len(text):
+                word += text[i + 1]
+                i += 1
+        i += 1
+    if in_word:
+        words.append(word)
+    return words
+
+
+def parse_words(rest: str, escape: str) -> list[str]:
+    """BuildKit's parseWords: split on whitespace, honouring quotes and the escape token; quotes and escapes
+    stay in the words (the shell lexer removes them later)."""
+    in_spaces, in_word, in_quote = 0, 1, 2
+    words: list[str] = []
+    phase = in_spaces
+    word = ""
+    quote = ""
+    blank_ok = False
+    pos = 0
+    n = len(rest)
+    while pos <= n:
+        ch = rest[pos] if pos < n else ""
+        if phase == in_spaces:
+            if pos == n:
+                break
+            if ch.isspace():
+                pos += 1
+                continue
+            phase = in_word
+        if pos == n:
+            if blank_ok or word:
+                words.append(word)
+            break
+        if phase == in_word:
+            if ch.isspace():
+                phase = in_spaces
+                if blank_ok or word:
+                    words.append(word)
+                word, blank_ok = "", False
+                pos += 1
+                continue
+            if ch in "'\"":
+                quote, blank_ok, phase = ch, True, in_quote
+            if ch == escape:
+                if pos + 1 == n:
+                    pos += 1
+                    continue
+                word += ch
+                pos += 1
+                ch = rest[pos]
+            word += ch
+            pos += 1
+            continue
+        if ch == quote:
+            phase = in_word
+        if ch == escape and quote != "'":
+            if pos + 1 == n:
+                phase = in_word
+                pos += 1
+                continue
+            pos += 1
+            word += ch
+            ch = rest[pos]
+        word += ch
+        pos += 1
+    return words
