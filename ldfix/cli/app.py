@@ -40,14 +40,12 @@ class FailOn(str, Enum):
 
 
 def _fail(err: LdfixError) -> NoReturn:
-    from ldfix.cli.console import stderr_console
-
     if os.environ.get("LDFIX_DEBUG"):
         traceback.print_exc()
     msg = f"ldfix: error: {err.message}"
     if err.hint:
         msg += f" (hint: {err.hint})"
-    stderr_console().print(msg, markup=False, highlight=False)
+    sys.stderr.write(" ".join(msg.split("\n")) + "\n")  # one line, never wrapped
     raise typer.Exit(err.exit_code)
 
 

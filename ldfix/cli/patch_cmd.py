@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any
 
@@ -14,7 +15,8 @@ from ldfix.image.base import ImageView
 
 @app.command()
 def patch(
-    dockerfile: Annotated[str, typer.Argument(help="the Dockerfile to check or fix")],
+    dockerfiles: Annotated[list[str], typer.Argument(help="the Dockerfile to check or fix (several with --check or "
+                                                        "--write, as pre-commit passes them)")],
     write: Annotated[bool, typer.Option("--write", help="apply the fix in place (atomic)")] = False,
     check: Annotated[bool, typer.Option("--check", help="exit 1 if the file needs a fix")] = False,
     overlay: Annotated[str | None, typer.Option("--overlay", help="write FROM <built image> + fix lines to FILE")
@@ -37,6 +39,26 @@ def patch(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
 ) -> None:
     """Fix (or check) a Dockerfile so the image resolves its libraries."""
+    if len(dockerfiles) > 1 and (fmt is not None or output or overlay or env_line or image or build):
+        _fail(UsageError("several Dockerfiles work only with --check, --write or the default diff",
+                         "run ldfix patch once per file for --format, --output, --overlay, --env-line, --image, "
+                         "--build"))
+    worst = 0
+    for dockerfile in dockerfiles:
+        try:
+            _patch_one(dockerfile, write=write, check=check, overlay=overlay, env_line=env_line, image=image,
+                       build=build, target=target, build_arg=build_arg, base_env=base_env, lib=lib,
+                       platform=platform, fmt=fmt, output=output, fail_on=fail_on, no_pull=no_pull, static=static,
+                       quiet=quiet)
+        except typer.Exit as done:
+            worst = max(worst, done.exit_code)
+    raise typer.Exit(worst)
+
+
+def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None, env_line: bool,
+               image: str | None, build: bool, target: str | None, build_arg: list[str], base_env: list[str],
+               lib: list[str], platform: str | None, fmt: Format | None, output: str | None, fail_on: FailOn,
+               no_pull: bool, static: bool, quiet: bool) -> None:
     from ldfix.dockerfile.job import Options, check_exit, run
     from ldfix.report.patch import finding_lines, render_json, render_markdown, render_sarif, render_text
 
@@ -71,6 +93,9 @@ def patch(
         if write and result.changed:
             from ldfix.fix.files import atomic_write
 
+            if not os.stat(dockerfile).st_mode & 0o222 or not os.access(dockerfile, os.W_OK):
+                raise LdfixError(f"{dockerfile} is read-only; it was not changed",
+                                 "make it writable (chmod u+w), or print the diff without --write")
             try:
                 atomic_write(dockerfile, result.new)
             except OSError as err:

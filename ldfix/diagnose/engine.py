@@ -328,6 +328,17 @@ def _verify(ctx: Context, report: Report, targets: list[str], env: Mapping[str, 
         report.notes.append(f"the image's loader stopped: {trace.fatal}")
 
 
+def _ldconfig_line(ctx: Context) -> str | None:
+    """`RUN ldconfig` in shell form when the image has /bin/sh, else exec form with its ldconfig binary."""
+    if ctx.walker.stat("/bin/sh") is not None:
+        return "RUN ldconfig"
+    for path in ("/sbin/ldconfig", "/usr/sbin/ldconfig", "/sbin/ldconfig.real", "/usr/sbin/ldconfig.real"):
+        found = ctx.walker.stat(path)
+        if found is not None and found[1].kind is Kind.FILE:
+            return f'RUN ["{path}"]'
+    return None
+
+
 def env_line(dirs: list[str]) -> str:
     return f'ENV LD_LIBRARY_PATH="{":".join(dirs)}${{LD_LIBRARY_PATH:+:${{LD_LIBRARY_PATH}}}}"'
 
@@ -352,10 +363,24 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
     if stale and len(stale) == len(fixable):
         after = _simulate(ctx, targets, env, ctx.would_be)
         ok = all((r := after.first(t)) is not None and r.found for t in _needed_targets(report))
-        return Fix([], None, f"FROM {base_image}\nRUN ldconfig\n", None if ok else False, "ldconfig",
+        line = _ldconfig_line(ctx)
+        checked: bool | None = None if ok else False
+        overlay = getattr(ctx.oracle, "trace_with_overlay", None)
+        if ok and line and callable(overlay):
+            try:
+                trace = overlay([line], targets, env, ctx.view.config.working_dir)
+                got = dict(trace.listing)
+                checked = trace.fatal is None and all(got.get(t) is not None for t in _needed_targets(report))
+            except Exception as err:
+                report.notes.append(f"the ldconfig fix could not be checked in an overlay build: {err}")
+        if line is None:
+            report.notes.append("the image has neither /bin/sh nor an ldconfig binary: no RUN ldconfig fix")
+            return None
+        return Fix([], None, f"FROM {base_image}\n{line}\n", checked, "ldconfig",
                    "the libraries are in configured directories; rebuilding the cache is the whole fix "
-                   f"(model re-check: {'all targets resolve' if ok else 'targets still missing'})",
-                   ["RUN ldconfig"])
+                   f"(model re-check: {'all targets resolve' if ok else 'targets still missing'}"
+                   + ("; a throwaway overlay build with it resolved every target with the image's loader"
+                      if checked else "") + ")", [line])
     dirs: list[str] = []
     for f in fixable:
         if f.code == "STALE_CACHE":

@@ -227,10 +227,13 @@ def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None
             env[KEY] = ":".join(add) + (f":{old}" if old else "")
     else:
         env = {**(dict(scanned.config.env) if built else {}), **env2.env}
+    if result.scan.fix is not None and result.scan.fix.kind == "ldconfig":
+        # the new RUN line rebuilds the cache; the scan already checked that in a throwaway overlay build
+        verified = result.scan.fix.verified
+        result.after = after + [f for f in result.scan.findings if f.code != "STALE_CACHE" or verified is False]
+        return verified
     again = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
     result.after = after + again.findings
-    if result.scan.fix is not None and result.scan.fix.kind == "ldconfig":
-        return result.scan.fix.verified  # the cache is rebuilt by the new RUN line, not by the env
     unresolved = [lib.soname for lib in again.libraries if lib.status == "unresolved"]
     if unresolved:
         result.notes.append("after the patch these still do not resolve: " + ", ".join(unresolved))

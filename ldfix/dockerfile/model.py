@@ -127,6 +127,8 @@ def analyze(df: Dockerfile, build_args: Mapping[str, str]) -> Analysis:
         if name == "onbuild":
             if instr.sub is None:
                 errors.append(ParseError(instr.start, "ONBUILD requires at least one argument"))
+            elif instr.sub.name == "onbuild":
+                errors.append(ParseError(instr.start, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"))
             elif instr.sub.name in NOT_ONBUILD:
                 errors.append(ParseError(instr.start, f"{instr.sub.keyword.upper()} isn't allowed as an ONBUILD "
                                                       "trigger"))

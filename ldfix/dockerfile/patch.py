@@ -82,12 +82,12 @@ def repaired_value(a: Assignment, scope: dict[str, str], escape: str, prepend: l
     dropped: list[str] = []
     seen_self = False
     for raw in re.split(r"[:;]", expanded):
-        if raw == SELF:
+        entry = raw.split("#", 1)[0].strip().strip("'\"`").strip()
+        if entry in (SELF, "$" + KEY, "${" + KEY + "}"):  # the literal forms: quoting kept what was meant
             if not seen_self:
                 items.append(SELF)
                 seen_self = True
             continue
-        entry = raw.split("#", 1)[0].strip().strip("'\"`").strip()
         if SELF in entry or not entry or not SAFE_DIR.match(entry) or _compat_or_stub(entry):
             if raw:
                 dropped.append(raw.replace(SELF, f"${KEY}"))

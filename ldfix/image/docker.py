@@ -259,6 +259,18 @@ class DockerOracle:
         code, out, _ = self._run(["--help"], {}, {})
         return out if code == 0 else None
 
+    def trace_with_overlay(self, lines: list[str], needed: list[str], env: Mapping[str, str], cwd: str) -> Trace:
+        """Build a throwaway image `FROM <this image>` + `lines` (no network), trace `needed` in it with the
+        same env, and remove the image again."""
+        dockerfile = f"FROM {self.image_id}\n" + "".join(line + "\n" for line in lines)
+        image_id = _build(self.cli, "the fix overlay", fileobj=io.BytesIO(dockerfile.encode()), network_mode="none",
+                          labels=LABEL)
+        try:
+            return DockerOracle(self.cli, image_id, self.config, self.timeout).trace(needed, env, cwd)
+        finally:
+            with contextlib.suppress(Exception):
+                self.cli.images.remove(image_id, force=True)
+
     def trace(self, needed: list[str], env: Mapping[str, str], cwd: str) -> Trace:
         run_env = {k: v for k, v in env.items() if k not in ("LD_PRELOAD", "LD_DEBUG")}
         run_env["LD_TRACE_LOADED_OBJECTS"] = "1"
@@ -271,22 +283,18 @@ def leftover_containers(cli: Any) -> Iterator[Any]:
     yield from cli.containers.list(all=True, filters={"label": "ldfix=scan"})
 
 
-def build_image(dockerfile: str, target: str | None, build_args: dict[str, str],
-                log: Callable[[str], None] | None = None) -> str:
-    """`docker build` of DOCKERFILE with its directory as the context, through the daemon's build API
-    (intermediate containers always removed); returns the image ID. A failed step is an ImageAccessError."""
-    cli = client()
-    path = os.path.abspath(dockerfile)
-    context = os.path.dirname(path)
+def _build(cli: Any, what: str, **kwargs: Any) -> str:
+    """Run one build through the daemon's build API (intermediate containers always removed); the image ID.
+    A failed step is an ImageAccessError naming `what`."""
     image_id = None
+    log = kwargs.pop("log", None)
     try:
-        stream = cli.api.build(path=context, dockerfile=path, target=target, buildargs=build_args or None,
-                               rm=True, forcerm=True, decode=True, labels={"ldfix": "build"})
+        stream = cli.api.build(rm=True, forcerm=True, decode=True, **kwargs)
         for event in stream:
             if "errorDetail" in event or "error" in event:
                 detail = event.get("errorDetail") or {}
                 message = str(detail.get("message") or event.get("error") or "build failed").strip()
-                raise ImageAccessError(f"docker build of {dockerfile} failed: {message.splitlines()[0][:300]}",
+                raise ImageAccessError(f"docker build of {what} failed: {message.splitlines()[0][:300]}",
                                        "fix the build (docker build shows the whole log), or scan an image you built "
                                        "with --image REF")
             text = event.get("stream")
@@ -298,8 +306,16 @@ def build_image(dockerfile: str, target: str | None, build_args: dict[str, str],
     except ImageAccessError:
         raise
     except Exception as err:  # the SDK raises APIError, BuildError, requests errors
-        raise ImageAccessError(f"docker build of {dockerfile} failed: {_short(err)}",
+        raise ImageAccessError(f"docker build of {what} failed: {_short(err)}",
                                "is the daemon reachable, is the build context readable?") from err
     if image_id is None:
-        raise ImageAccessError(f"docker build of {dockerfile} reported no image", "run docker build to see why")
+        raise ImageAccessError(f"docker build of {what} reported no image", "run docker build to see why")
     return image_id
+
+
+def build_image(dockerfile: str, target: str | None, build_args: dict[str, str],
+                log: Callable[[str], None] | None = None) -> str:
+    """`docker build` of DOCKERFILE with its directory as the context; returns the image ID."""
+    path = os.path.abspath(dockerfile)
+    return _build(client(), dockerfile, path=os.path.dirname(path), dockerfile=path, target=target,
+                  buildargs=build_args or None, labels={"ldfix": "build"}, log=log)

@@ -6,11 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.images import CUDA_113_ENV, build_image, build_tiny_image, cuda_113_cudnn8_runtime, write_lib
+from tests.images import build_tiny_image
 
 pytestmark = pytest.mark.docker
 
@@ -23,20 +22,6 @@ def ldfix(*args: str) -> subprocess.CompletedProcess[str]:
 def leftovers() -> str:
     return subprocess.run(["docker", "ps", "-aq", "--filter", "label=ldfix=scan"], capture_output=True,
                           text=True).stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def replica() -> str:
-    return build_image("ldfix-test/cuda:11.3.1-cudnn8-runtime", cuda_113_cudnn8_runtime, CUDA_113_ENV, "v1")
-
-
-@pytest.fixture(scope="module")
-def wheel_image() -> str:
-    def customize(root: Path) -> None:
-        cuda_113_cudnn8_runtime(root)
-        write_lib(root, "/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib/libcudnn.so.9", "libcudnn.so.9")
-
-    return build_image("ldfix-test/cuda:wheel-path-missing", customize, CUDA_113_ENV, "v1")
 
 
 def test_stock_replica_is_healthy_through_the_cache(replica: str) -> None:

@@ -1,0 +1,69 @@
+"""Properties of the patcher on generated Dockerfiles: the result parses, every line outside the
+LD_LIBRARY_PATH instructions it repairs is kept byte for byte and in order, and patching the patched file
+changes nothing."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ldfix.dockerfile.lint import lint_steps
+from ldfix.dockerfile.model import analyze, evaluate
+from ldfix.dockerfile.parser import parse, split_lines
+from ldfix.dockerfile.patch import apply, plan
+from ldfix.loader.env import split_ld_library_path
+
+FRAGMENTS = [
+    ["ENV A=1"], ["env B=2"], ["RUN echo x"], ["RUN a \\", "  # inner comment", "  && b"], ["LABEL x=1 \\", "  y=2"],
+    ["# a comment"], [""], ["# hadolint ignore=DL3008", "RUN apt-get install -y x"],
+    ["RUN <<EOF", "ENV LD_LIBRARY_PATH=/in/heredoc", "EOF"],
+    ["ENV LD_LIBRARY_PATH $LD_LIBRARY_PATH:/usr/local/lib#"],
+    ['ENV LD_LIBRARY_PATH="/x${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"'], ["ENV LD_LIBRARY_PATH=:/y"],
+    ["ENV LD_LIBRARY_PATH=/usr/local/cuda/compat:$LD_LIBRARY_PATH"], ["ENV C=3 LD_LIBRARY_PATH='$LD_LIBRARY_PATH:/z' D=4"],
+    ["ENV E=5 \\", "    LD_LIBRARY_PATH=/w# \\", "    F=6"], ["WORKDIR /w"], ["USER app"], ["ARG V=1"], ["COPY a b"],
+    ["ONBUILD ENV LD_LIBRARY_PATH=/o"], ["FROM base AS next"], ["FROM img:2"], ['CMD ["python3"]'],
+]
+
+
+@st.composite
+def dockerfiles(draw: st.DrawFn) -> bytes:
+    lines: list[str] = []
+    if draw(st.booleans()):
+        lines += ["# syntax=docker/dockerfile:1", "# check=skip=all"]
+    lines.append(draw(st.sampled_from(["FROM img:1 AS base", "from img:1 as base"])))
+    for frag in draw(st.lists(st.sampled_from(FRAGMENTS), max_size=12)):
+        lines += frag
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    text = eol.join(lines) + (eol if draw(st.booleans()) else "")
+    return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text.encode()
+
+
+def _patch(data: bytes, base_env: dict[str, str], want: str) -> tuple[bytes, list[int], list[tuple[int, int]]]:
+    df = parse(data)
+    an = analyze(df, {})
+    stage = an.target(None)
+    assert stage is not None and not df.errors and not an.errors
+    env = evaluate(an, stage, base_env, {})
+    lint = lint_steps(env, "Dockerfile", env.working_dir)
+    have = split_ld_library_path(env.env.get("LD_LIBRARY_PATH")) or []
+    add = [] if want in have else [want]
+    p = plan(an, stage, lint, add, [])
+    spans = [(i.start, i.end) for i in df.instructions if i.start in p.repaired]
+    return apply(df, p.edits), p.repaired, spans
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dockerfiles(), st.sampled_from([{}, {"LD_LIBRARY_PATH": "/usr/local/nvidia/lib64"}]))
+def test_patch_keeps_lines_and_is_idempotent(data: bytes, base_env: dict[str, str]) -> None:
+    new, _, spans = _patch(data, base_env, "/opt/cuda/lib64")
+    df2 = parse(new)
+    assert not df2.errors and not analyze(df2, {}).errors
+    old_lines = split_lines(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
+    new_lines = split_lines(new[3:] if new.startswith(b"\xef\xbb\xbf") else new)
+    assert new.startswith(b"\xef\xbb\xbf") == data.startswith(b"\xef\xbb\xbf")
+    kept = [line for n, line in enumerate(old_lines, 1) if not any(a <= n <= b for a, b in spans)]
+    it = iter(new_lines)
+    for line in kept:  # a subsequence, byte for byte (a last line may gain the file's line ending)
+        assert any(candidate == line or candidate.rstrip(b"\r\n") == line for candidate in it), line
+    again, repaired, _ = _patch(new, base_env, "/opt/cuda/lib64")
+    assert again == new and not repaired
