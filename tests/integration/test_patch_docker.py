@@ -150,3 +150,19 @@ def test_base_image_that_cannot_be_found_is_exit_3(tmp_path: Path) -> None:
     proc = ldfix("patch", "Dockerfile", "--no-pull", cwd=tmp_path)
     assert proc.returncode == 3 and "not present locally" in proc.stderr
     assert (tmp_path / "Dockerfile").read_text() == "FROM ldfix-test/never-built:1\nENV A=1\n"
+
+
+def test_overlay_from_a_built_image_builds_and_resolves(wheel_image: str, tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "build" / "wheel-env" / "Dockerfile", tmp_path / "Dockerfile")
+    before = (tmp_path / "Dockerfile").read_bytes()
+    (tmp_path / "overlay").mkdir()
+    proc = ldfix("patch", "Dockerfile", "--image", wheel_image, "--build-arg", f"BASE={wheel_image}", "--no-pull",
+                 "--overlay", "overlay/Dockerfile", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # the Dockerfile itself still needs the change
+    assert (tmp_path / "Dockerfile").read_bytes() == before
+    overlay = (tmp_path / "overlay" / "Dockerfile").read_text()
+    image_id = docker("image", "inspect", "-f", "{{.Id}}", wheel_image).stdout.strip()
+    assert overlay == f'FROM {image_id}\nENV LD_LIBRARY_PATH="{WHEEL_CUDNN}${{LD_LIBRARY_PATH:+:${{LD_LIBRARY_PATH}}}}"\n'
+    report = _build_and_scan(tmp_path / "overlay", wheel_image, "ldfix-test/patched:overlay")
+    libs = {lib["soname"]: lib for lib in report["libraries"]}  # type: ignore[union-attr]
+    assert libs["libcudnn.so.9"]["via"] == "ld_library_path" and libs["libcudnn.so.9"]["verified"] is True
