@@ -133,3 +133,40 @@ CUDA_113_ENV = {"LD_LIBRARY_PATH": "/usr/local/nvidia/lib:/usr/local/nvidia/lib6
                 "NV_CUDNN_VERSION": "8.2.0.53", "NVIDIA_VISIBLE_DEVICES": "all",
                 "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
                 "PATH": "/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> Path:
+    """An OCI image layout (oci-layout, index.json, blobs/sha256/...) holding the image of a legacy
+    `docker save` tarball, its layers gzip-compressed as registries and skopeo store them."""
+    import gzip
+    import json
+    import tarfile
+
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    with tarfile.open(save_tar) as tar:
+        def member(name: str) -> bytes:
+            fh = tar.extractfile(name)
+            assert fh is not None
+            return fh.read()
+
+        entry = json.loads(member("manifest.json"))[0]
+        config = put(member(entry["Config"]))
+        layers = []
+        for name in entry["Layers"]:
+            raw = member(name)
+            layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else ""),
+                           **put(gzip.compress(raw, 1) if compress else raw)})
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config}, "layers": layers}
+    desc = put(json.dumps(manifest).encode())
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc}]}))
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return dest

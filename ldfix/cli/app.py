@@ -90,8 +90,12 @@ def open_image(ref: str, env: dict[str, str], platform: str | None, no_pull: boo
         if env:
             view.config = type(view.config)(**{**view.config.__dict__, "env": {**view.config.env, **env}})
         return view
-    raise LdfixError(f"the {parsed.transport}: transport is not supported by this version",
-                     "load it into the Docker daemon (docker load) and scan it by name, or unpack it and use dir:")
+    from ldfix.image.archive import open_archive
+
+    view = open_archive(parsed.transport, parsed.value)
+    if env:
+        view.config = type(view.config)(**{**view.config.__dict__, "env": {**view.config.env, **env}})
+    return view
 
 
 def _pull_progress() -> Callable[[dict[str, Any]], None]:
@@ -217,9 +221,10 @@ def _native(arch: str) -> bool:
 
 
 def _cleanup(view: ImageView) -> None:
-    closer = getattr(view, "close", None)
-    if callable(closer):
-        closer()
+    for owner in (view, view.fs):
+        closer = getattr(owner, "close", None)
+        if callable(closer):
+            closer()
 
 
 @app.command()

@@ -188,17 +188,61 @@ def open_daemon_image(ref: ImageRef, platform: str | None, no_pull: bool, quiet:
                          os=attrs.get("Os") or "linux", variant=attrs.get("Variant"),
                          labels=cfg.get("Labels") or {}, entrypoint=tuple(cfg.get("Entrypoint") or ()),
                          user=cfg.get("User") or "")
-    layers = _layer_dirs(attrs)
-    if layers is None:
-        raise ImageAccessError(f"cannot read {ref.value}'s files: the daemon's storage driver is "
-                               f"{attrs.get('GraphDriver', {}).get('Name')!r} or its layer directories are not "
-                               "readable from here", "run ldfix as root on the Docker host (overlay2), or "
-                               "'docker save' and unpack the image, then scan it with dir:PATH")
-    view = ImageView(LayerFS(layers), config, ref.value, attrs.get("Id"))
+    layers = None if os.environ.get("LDFIX_DAEMON_READ") == "save" or _remote() else _layer_dirs(attrs)
+    if layers is not None:
+        view = ImageView(LayerFS(layers), config, ref.value, attrs.get("Id"))
+    else:
+        view = _saved_view(cli, attrs, ref.value)
+        view.config = config
     if config.entrypoint:
         view.notes.append(f"the image entrypoint {list(config.entrypoint)} was not run; scripts it runs may "
                           "change LD_LIBRARY_PATH at run time")
     view.oracle = DockerOracle(cli, attrs["Id"], config)
+    return view
+
+
+def _remote() -> bool:
+    host = os.environ.get("DOCKER_HOST", "")
+    return bool(host) and not host.startswith("unix://")
+
+
+def _saved_view(cli: Any, attrs: Mapping[str, Any], ref: str) -> ImageView:
+    """The fallback when the daemon's layer directories cannot be read here (another storage driver, a remote
+    daemon, no permission): stream `docker save` of the image into a temporary file, read it as an archive,
+    and delete it when the scan ends. This copies the image once; overlay2 on a local daemon copies nothing."""
+    import tempfile
+
+    from ldfix.image.archive import open_archive
+
+    fd, tmp = tempfile.mkstemp(prefix="ldfix-save-", suffix=".tar")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in cli.api.get_image(attrs["Id"]):
+                out.write(chunk)
+        view = open_archive("docker-archive", tmp)
+    except Exception as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(err, ImageAccessError):
+            raise
+        raise ImageAccessError(f"cannot read {ref}'s files through docker save: {_short(err)}",
+                               "run ldfix as root on the Docker host (overlay2), or docker save it and scan "
+                               "docker-archive:FILE") from err
+    fs = view.fs
+    closer = getattr(fs, "close", None)
+
+    def close() -> None:
+        if callable(closer):
+            closer()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+    fs.close = close  # type: ignore[attr-defined]
+    driver = (attrs.get("GraphDriver") or {}).get("Name")
+    view.notes = [f"the image's layers were read through docker save (storage driver {driver!r}, or the daemon's "
+                  "layer directories are not readable from here)"]
+    view.ref = ref
+    view.image_id = attrs.get("Id")
     return view
 
 

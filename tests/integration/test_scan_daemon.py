@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,4 +87,55 @@ def test_shell_less_glibc_image_with_gcc_stubs_is_checked_by_its_own_loader() ->
     codes = {(f["code"], f.get("soname")) for f in report["findings"]}
     assert ("PATH_MISSING", "libcublas.so.12") in codes
     assert report["fix"]["ld_library_path_add"] == [f"{wheel}/cublas/lib"] and report["fix"]["verified"] is True
+    assert leftovers() == ""
+
+
+def _libs(report: dict[str, object]) -> dict[str, tuple[object, object, object]]:
+    return {lib["soname"]: (lib["status"], lib["path"], lib["via"]) for lib in report["libraries"]}  # type: ignore
+
+
+def test_archive_transports_report_what_the_daemon_scan_reports(replica: str, tmp_path: Path) -> None:
+    """docker-archive (a docker save tarball), oci-dir and oci-archive (an OCI layout with gzip layers, loose and
+    tarred) give the same libraries as the daemon scan of the same image, with verified null (nothing runs)."""
+    from tests.images import oci_layout_from_save
+
+    daemon = json.loads(ldfix("scan", replica, "--no-pull", "--format", "json").stdout)
+    save = tmp_path / "image.tar"
+    subprocess.run(["docker", "save", "-o", str(save), replica], check=True)
+    oci = oci_layout_from_save(save, tmp_path / "oci")
+    oci_tar = tmp_path / "oci.tar"
+    subprocess.run(["tar", "-C", str(oci), "-cf", str(oci_tar), "."], check=True)
+    for ref in (f"docker-archive:{save}", f"oci-dir:{oci}", f"oci-archive:{oci_tar}"):
+        proc = ldfix("scan", ref, "--format", "json")
+        assert proc.returncode == 0, (ref, proc.stderr)
+        report = json.loads(proc.stdout)
+        assert _libs(report) == _libs(daemon), ref
+        assert all(lib["verified"] is None for lib in report["libraries"])
+        assert report["image"]["env"]["CUDA_VERSION"] == "11.3.1" and report["image"]["id"].startswith("sha256:")
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("ldfix-layer-*")), "inflated layers are removed"
+
+
+def test_archive_errors_are_exit_3(tmp_path: Path) -> None:
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 100)
+    for ref, words in ((f"docker-archive:{tmp_path}/missing.tar", "does not exist"),
+                       (f"docker-archive:{tmp_path}/junk.tar", "tar"),
+                       (f"oci-dir:{tmp_path}/junk.tar", "not a directory"),
+                       (f"oci-dir:{tmp_path}", "neither manifest.json nor index.json")):
+        proc = ldfix("scan", ref, "--format", "json")
+        assert proc.returncode == 3 and words in proc.stderr, (ref, proc.stderr)
+
+
+def test_daemon_fallback_through_docker_save_matches_and_cleans_up(replica: str) -> None:
+    """When the overlay2 layer directories cannot be read (another driver, a remote daemon; forced here), the
+    image is read through docker save; its own loader still checks the result, and the temporary copy goes."""
+    direct = json.loads(ldfix("scan", replica, "--no-pull", "--format", "json").stdout)
+    proc = subprocess.run([sys.executable, "-m", "ldfix", "scan", replica, "--no-pull", "--format", "json"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_COLOR": "1", "LDFIX_DAEMON_READ": "save"})
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads(proc.stdout)
+    assert _libs(saved) == _libs(direct)
+    assert all(lib["verified"] is True for lib in saved["libraries"] if lib["status"] == "resolved")
+    assert any("docker save" in n for n in saved["notes"])
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("ldfix-save-*"))
     assert leftovers() == ""
