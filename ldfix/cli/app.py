@@ -167,6 +167,8 @@ def _render(report: Report, fmt: Format) -> str:
 def scan(
     image: Annotated[str, typer.Argument(help="NAME:TAG, NAME@sha256:..., dir:PATH (more forms in the README)")],
     lib: Annotated[list[str], typer.Option("--lib", help="also check this soname (repeatable)")] = [],  # noqa: B006
+    for_: Annotated[list[str], typer.Option("--for", help="check what a framework asks for, e.g. tensorflow==2.6.0 "
+                                             "(repeatable)")] = [],  # noqa: B006
     env: Annotated[list[str], typer.Option("--env", help="KEY=VALUE for the image env (dir: images)")] = [],  # noqa: B006
     platform: Annotated[str | None, typer.Option("--platform", help="OS/ARCH to pull or inspect")] = None,
     fmt: Annotated[Format | None, typer.Option("--format", help="table | json | markdown | sarif")] = None,
@@ -181,9 +183,11 @@ def scan(
     from ldfix.diagnose.engine import scan as run_scan
 
     try:
+        wanted, frameworks = _framework_targets(list(lib), for_)
         view = open_image(image, _parse_env(env), platform, no_pull, quiet)
         oracle = None if static else _oracle_for(view)
-        report = run_scan(view, list(lib), oracle, explicit, fail_on.value)
+        report = run_scan(view, wanted, oracle, explicit, fail_on.value)
+        report.frameworks = frameworks
     except LdfixError as err:
         _fail(err)
     chosen = fmt or (Format.table if sys.stdout.isatty() else Format.json)
@@ -193,6 +197,23 @@ def scan(
     threshold = severity_rank(fail_on.value) if fail_on is not FailOn.none else 99
     if any(severity_rank(f.severity) >= threshold for f in report.findings):
         raise typer.Exit(1)
+
+
+def _framework_targets(libs: list[str], specs: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    from ldfix.knowledge import framework_needs
+
+    out = list(libs)
+    frameworks = []
+    for spec in specs:
+        try:
+            needs = framework_needs(spec)
+        except ValueError as err:
+            raise UsageError(f"--for {spec}: {err}",
+                             "for example --for tensorflow==2.6.0 or --for torch==2.3.1") from None
+        frameworks.append({"spec": spec, "framework": needs.name, "version": needs.version,
+                           "built_for_cuda": needs.cuda, "sonames": list(needs.sonames)})
+        out += [s for s in needs.sonames if s not in out]
+    return out, frameworks
 
 
 def _oracle_for(view: ImageView) -> Oracle | None:

@@ -100,6 +100,7 @@ class Report:
     fix: Fix | None
     notes: list[str] = field(default_factory=list)
     fail_on: str = "error"
+    frameworks: list[dict[str, Any]] = field(default_factory=list)  # --for: what each framework asks for
 
     def worst(self) -> str | None:
         ranked = sorted(self.findings, key=lambda f: severity_rank(f.severity))

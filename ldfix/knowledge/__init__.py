@@ -8,6 +8,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,50 @@ def _validate(raw: dict[str, object]) -> CudaKnowledge:
 def cuda() -> CudaKnowledge:
     text = resources.files("ldfix.knowledge").joinpath("cuda.json").read_text(encoding="utf-8")
     return _validate(json.loads(text))
+
+
+@dataclass(frozen=True)
+class FrameworkNeeds:
+    name: str
+    version: str
+    cuda: str
+    sonames: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def _frameworks() -> dict[str, Any]:
+    text = resources.files("ldfix.knowledge").joinpath("frameworks.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    for name, rows in data["frameworks"].items():
+        for row in rows:
+            for soname in row["sonames"]:
+                if not re.fullmatch(r"lib[\w+-]+\.so(\.\d+)*", soname):
+                    raise ValueError(f"knowledge/frameworks.json: {name}: {soname!r} is not a soname")
+            Version(row["from"])
+            Version(row["to"])
+    return data  # type: ignore[no-any-return]
+
+
+def framework_needs(spec: str) -> FrameworkNeeds:
+    """The sonames `NAME==VERSION` (e.g. tensorflow==2.6.0, torch==2.3.1) asks the loader for. Raises
+    ValueError with a readable reason for other forms or unknown frameworks/versions."""
+    if re.search(r"[<>!~]|=(?!=)", spec.replace("==", "")):
+        raise ValueError(f"{spec!r} needs one exact version (NAME==VERSION), not a range")
+    name, sep, version = spec.partition("==")
+    name = name.strip().lower()
+    version = version.strip().split("+", 1)[0]
+    data = _frameworks()
+    name = data["aliases"].get(name, name)
+    if name not in data["frameworks"]:
+        raise ValueError(f"unknown framework {name!r} (known: {', '.join(sorted(data['frameworks']))})")
+    if not sep or not version:
+        raise ValueError(f"{spec!r} needs an exact version, e.g. {name}==2.6.0")
+    try:
+        wanted = Version(version)
+    except InvalidVersion:
+        raise ValueError(f"{version!r} is not a version") from None
+    for row in data["frameworks"][name]:
+        if Version(row["from"]) <= wanted <= Version(row["to"]):
+            return FrameworkNeeds(name, version, row["cuda"], tuple(row["sonames"]))
+    rows = data["frameworks"][name]
+    raise ValueError(f"no table for {name} {version} (known: {rows[0]['from']} to {rows[-1]['to'].replace('.99', '')})")

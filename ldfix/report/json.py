@@ -16,6 +16,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "findings": [f.to_json() for f in report.findings],
         "fix": report.fix.to_json() if report.fix else None,
         "notes": list(report.notes),
+        "frameworks": list(report.frameworks),
     }
 
 

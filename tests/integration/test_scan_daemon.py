@@ -139,3 +139,14 @@ def test_daemon_fallback_through_docker_save_matches_and_cleans_up(replica: str)
     assert any("docker save" in n for n in saved["notes"])
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("ldfix-save-*"))
     assert leftovers() == ""
+
+
+def test_for_tensorflow_2_4_on_cuda_11_3_is_wrong_major(replica: str) -> None:
+    proc = ldfix("scan", replica, "--no-pull", "--format", "json", "--for", "tensorflow==2.4.0")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["frameworks"][0]["sonames"][:2] == ["libcudart.so.11.0", "libcublas.so.11"]
+    finding = next(f for f in report["findings"] if f["code"] == "WRONG_MAJOR")
+    assert finding["soname"] == "libcusolver.so.10" and "libcusolver.so.11" in finding["message"]
+    assert report["fix"] is None  # never a symlink across majors
+    assert ldfix("scan", replica, "--no-pull", "--for", "tensorflow>=2").returncode == 2

@@ -106,3 +106,16 @@ def test_refs_need_an_explicit_tag() -> None:
     assert parse_ref("nvidia/cuda:11.3.1-cudnn8-runtime-ubuntu20.04").tag == "11.3.1-cudnn8-runtime-ubuntu20.04"
     assert parse_ref("localhost:5000/x/y:1").repository == "localhost:5000/x/y"
     assert parse_ref("dir:/x").transport == "dir"
+
+
+def test_framework_tables() -> None:
+    from ldfix.knowledge import framework_needs
+
+    tf = framework_needs("tensorflow==2.4.0")
+    assert "libcusolver.so.10" in tf.sonames and "libcudnn.so.8" in tf.sonames
+    assert "libcudnn.so.9" in framework_needs("tensorflow==2.18.0").sonames
+    assert "libcudart.so.12" in framework_needs("torch==2.3.1+cu121").sonames
+    for bad, words in (("tensorflow", "exact version"), ("jax==0.4.30", "unknown framework"),
+                       ("torch>=2", "not a range"), ("tensorflow==0.1", "no table")):
+        with pytest.raises(ValueError, match=words):
+            framework_needs(bad)
