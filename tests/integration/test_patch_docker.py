@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import WHEEL_CUDNN
+from tests.schema import validate_patch
 from tests.stubs import compile_stub
 
 pytestmark = pytest.mark.docker
@@ -89,6 +90,7 @@ def test_seed_with_repaired_continuation_gets_only_its_ld_line_fixed(seed_base: 
     proc = ldfix("patch", "Dockerfile", "--no-pull", "--format", "json", cwd=tmp_path)
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
+    validate_patch(report)
     assert report["diff"] == (FIXTURES / "seed-repaired" / "expected.diff").read_text()
     assert report["fix"]["repaired_lines"] == [14] and report["fix"]["verified"] is True
     # the stock image resolves cuDNN through ld.so.cache: healthy, nothing added to the path
@@ -132,6 +134,7 @@ def test_stale_cache_after_copy_gets_run_ldconfig_with_build(replica: str, tmp_p
     proc = ldfix("patch", "Dockerfile", "--build", "--build-arg", f"BASE={replica}", "--format", "json",
                  cwd=tmp_path)
     report = json.loads(proc.stdout)
+    validate_patch(report)
     assert proc.returncode == 1, proc.stderr
     assert any(f["code"] == "STALE_CACHE" for f in report["findings"])
     assert report["diff"].endswith("+RUN ldconfig\n")

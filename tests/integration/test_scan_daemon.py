@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.images import build_tiny_image
+from tests.schema import validate_scan
 
 pytestmark = pytest.mark.docker
 
@@ -29,6 +30,7 @@ def test_stock_replica_is_healthy_through_the_cache(replica: str) -> None:
     proc = ldfix("scan", replica, "--no-pull", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
+    validate_scan(report)
     libs = {lib["soname"]: lib for lib in report["libraries"]}
     assert libs["libcudnn.so.8"]["via"] == "ld_so_cache"
     # bookworm is merged-/usr: ldconfig scans /lib/x86_64-linux-gnu first, so the cache names that spelling
@@ -45,6 +47,7 @@ def test_wheel_dir_nothing_points_at_is_path_missing_with_a_verified_fix(wheel_i
     proc = ldfix("scan", wheel_image, "--no-pull", "--format", "json")
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
+    validate_scan(report)
     finding = next(f for f in report["findings"] if f["code"] == "PATH_MISSING")
     assert finding["soname"] == "libcudnn.so.9"
     assert report["fix"]["ld_library_path_add"] == ["/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib"]
@@ -79,6 +82,7 @@ def test_shell_less_glibc_image_with_gcc_stubs_is_checked_by_its_own_loader() ->
     proc = ldfix("scan", image, "--no-pull", "--format", "json", "--lib", "libcublas.so.12")
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
+    validate_scan(report)
     libs = {lib["soname"]: lib for lib in report["libraries"]}
     assert libs["libcudart.so.12"]["via"] == "ld_library_path"
     assert libs["libcudnn.so.9"]["via"] == "ld_so_cache"
@@ -100,6 +104,7 @@ def test_archive_transports_report_what_the_daemon_scan_reports(replica: str, tm
     from tests.images import oci_layout_from_save
 
     daemon = json.loads(ldfix("scan", replica, "--no-pull", "--format", "json").stdout)
+    validate_scan(daemon)
     save = tmp_path / "image.tar"
     subprocess.run(["docker", "save", "-o", str(save), replica], check=True)
     oci = oci_layout_from_save(save, tmp_path / "oci")
@@ -109,6 +114,7 @@ def test_archive_transports_report_what_the_daemon_scan_reports(replica: str, tm
         proc = ldfix("scan", ref, "--format", "json")
         assert proc.returncode == 0, (ref, proc.stderr)
         report = json.loads(proc.stdout)
+        validate_scan(report)
         assert _libs(report) == _libs(daemon), ref
         assert all(lib["verified"] is None for lib in report["libraries"])
         assert report["image"]["env"]["CUDA_VERSION"] == "11.3.1" and report["image"]["id"].startswith("sha256:")
@@ -129,11 +135,13 @@ def test_daemon_fallback_through_docker_save_matches_and_cleans_up(replica: str)
     """When the overlay2 layer directories cannot be read (another driver, a remote daemon; forced here), the
     image is read through docker save; its own loader still checks the result, and the temporary copy goes."""
     direct = json.loads(ldfix("scan", replica, "--no-pull", "--format", "json").stdout)
+    validate_scan(direct)
     proc = subprocess.run([sys.executable, "-m", "ldfix", "scan", replica, "--no-pull", "--format", "json"],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "NO_COLOR": "1", "LDFIX_DAEMON_READ": "save"})
     assert proc.returncode == 0, proc.stderr
     saved = json.loads(proc.stdout)
+    validate_scan(saved)
     assert _libs(saved) == _libs(direct)
     assert all(lib["verified"] is True for lib in saved["libraries"] if lib["status"] == "resolved")
     assert any("docker save" in n for n in saved["notes"])
@@ -145,6 +153,7 @@ def test_for_tensorflow_2_4_on_cuda_11_3_is_wrong_major(replica: str) -> None:
     proc = ldfix("scan", replica, "--no-pull", "--format", "json", "--for", "tensorflow==2.4.0")
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
+    validate_scan(report)
     assert report["frameworks"][0]["sonames"][:2] == ["libcudart.so.11.0", "libcublas.so.11"]
     finding = next(f for f in report["findings"] if f["code"] == "WRONG_MAJOR")
     assert finding["soname"] == "libcusolver.so.10" and "libcusolver.so.11" in finding["message"]

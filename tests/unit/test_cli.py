@@ -13,6 +13,7 @@ import pytest
 from ldfix.errors import UsageError
 from ldfix.image.refs import parse_ref
 from ldfix.loader.elfwrite import build_shared_object as so
+from tests.schema import validate_scan
 
 
 def ldfix(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,6 +51,7 @@ def test_scan_dir_json_reports_cache_resolution_and_path_missing(tmp_path: objec
     proc = ldfix("scan", f"dir:{root}", "--format", "json", "--env", "LD_LIBRARY_PATH=/usr/local/nvidia/lib64")
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
+    validate_scan(report)
     libs = {lib["soname"]: lib for lib in report["libraries"]}
     assert libs["libcudart.so.11.0"]["status"] == "resolved"
     assert libs["libcudart.so.11.0"]["via"] == "ld_so_cache"
@@ -69,6 +71,7 @@ def test_stale_cache_is_its_own_finding_with_an_ldconfig_fix(tmp_path: object) -
     root = make_root(str(tmp_path), stale=True)
     proc = ldfix("scan", f"dir:{root}", "--format", "json", "--lib", "libcudart.so.11.0")
     report = json.loads(proc.stdout)
+    validate_scan(report)
     stale = [f for f in report["findings"] if f["code"] == "STALE_CACHE"]
     assert stale and stale[0]["soname"] == "libcudart.so.11.0"
 
@@ -79,6 +82,7 @@ def test_ldpath_bad_flags_the_stray_hash_and_empty_entry(tmp_path: object) -> No
     proc = ldfix("scan", f"dir:{root}", "--format", "json", "--static",
                  "--env", "LD_LIBRARY_PATH=:/usr/local/cuda-11.8/lib64:/usr/lib/x86_64-linux-gnu#")
     report = json.loads(proc.stdout)
+    validate_scan(report)
     messages = [f["message"] for f in report["findings"] if f["code"] == "LDPATH_BAD"]
     assert any("'#'" in m for m in messages) and any("empty entry" in m for m in messages)
     assert all(lib["verified"] is None for lib in report["libraries"])

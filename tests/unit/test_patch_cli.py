@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.schema import validate_patch
+
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "fixtures" / "dockerfiles"
 BASE = ["--base-env", "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64"]
 
@@ -42,6 +44,7 @@ def test_seed_dockerfile_findings_and_untouched(tmp_path: Path) -> None:
     proc = ldfix(str(path), "--write", "--format", "json", *BASE)
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
+    validate_patch(report)
     got = {(f["line"], f["code"], f["severity"]) for f in report["findings"]}
     assert (7, "DOCKERFILE_SYNTAX", "error") in got  # the continuation broken by '#remove unneeded'
     assert (8, "DOCKERFILE_SYNTAX", "error") in got  # '&&' is then an unknown instruction, as Docker says

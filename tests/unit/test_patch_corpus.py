@@ -20,6 +20,8 @@ import pytest
 from ldfix.cli.app import _oracle_for, open_image
 from ldfix.dockerfile.job import Options, check_exit, run
 from ldfix.image.base import ImageView
+from ldfix.report.patch import patch_dict
+from tests.schema import validate_patch
 from tests.stubs import compile_stub, gcc_available, host_glibc_root
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "fixtures" / "dockerfiles" / "corpus"
@@ -76,6 +78,7 @@ def test_corpus_case(case: str, base_root: Path, tmp_path: Path) -> None:
     result, original = patch_case(case_dir, base_root, tmp_path)
     findings = "".join(f"{f.line} {f.code} {f.severity}\n" for f in result.findings if f.file)
     diff = result.diff or ""
+    validate_patch(json.loads(json.dumps(patch_dict(result))))
     if UPDATE:
         (case_dir / "expected.findings").write_text(findings)
         if diff:
