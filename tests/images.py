@@ -64,12 +64,15 @@ def build_image(tag: str, customize: Callable[[Path], None], env: dict[str, str]
 
 
 def build_tiny_image(tag: str, libs: dict[str, tuple[str, tuple[str, ...], str | None, str | None]],
-                     env: dict[str, str], conf: str = "") -> str:
+                     env: dict[str, str], conf: str = "", after: Callable[[Path], None] | None = None,
+                     after_key: str = "") -> str:
     """A shell-less glibc image: this machine's loader and libc plus gcc-compiled stubs, `libs` mapping an image
-    path to (soname, needed, rpath, runpath). `conf` becomes /etc/ld.so.conf and the cache is made from it."""
+    path to (soname, needed, rpath, runpath). `conf` becomes /etc/ld.so.conf and the cache is made from it;
+    `after` (named by `after_key` in the image's hash) changes the tree once the cache exists."""
     require_docker()
     require_root()
-    key = repr((sorted(libs.items()), sorted(env.items()), conf, Path("/lib64/ld-linux-x86-64.so.2").resolve()))
+    key = repr((sorted(libs.items()), sorted(env.items()), conf, Path("/lib64/ld-linux-x86-64.so.2").resolve(),
+                after_key))
     full = f"{tag}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if image_exists(full):
         return full
@@ -81,6 +84,8 @@ def build_tiny_image(tag: str, libs: dict[str, tuple[str, tuple[str, ...], str |
             compile_stub(root / path.lstrip("/"), soname, needed, rpath=rpath, runpath=runpath)
         (root / "etc/ld.so.conf").write_text(conf)
         _sh("ldconfig", "-r", str(root))
+        if after is not None:
+            after(root)
         _import(root, env, full)
     return full
 
@@ -108,31 +113,83 @@ def write_lib(root: Path, path: str, soname: str, needed: tuple[str, ...] = ("li
         link.symlink_to(os.path.relpath(real, os.path.dirname(path)))
 
 
-def cuda_113_cudnn8_runtime(root: Path) -> None:
-    """The layout of nvidia/cuda:11.3.1-cudnn8-runtime-ubuntu20.04 (cuda-images reference §2-§6)."""
-    lib = "/usr/local/cuda-11.3/targets/x86_64-linux/lib"
-    for soname, real in [("libcudart.so.11.0", "libcudart.so.11.3.109"), ("libcublas.so.11", "libcublas.so.11.5.1.109"),
-                         ("libcublasLt.so.11", "libcublasLt.so.11.5.1.109"), ("libcufft.so.10", "libcufft.so.10.4.2.109"),
-                         ("libcurand.so.10", "libcurand.so.10.2.4.109"), ("libcusolver.so.11", "libcusolver.so.11.1.2.109"),
-                         ("libcusparse.so.11", "libcusparse.so.11.6.0.109"), ("libnvrtc.so.11.2", "libnvrtc.so.11.3.109")]:
-        needed = ("libcublasLt.so.11", "libc.so.6") if soname in ("libcublas.so.11", "libcusolver.so.11") else ("libc.so.6",)
-        write_lib(root, f"{lib}/{soname}", soname, needed, f"{lib}/{real}")
-    (root / "usr/local/cuda-11.3/lib64").symlink_to("targets/x86_64-linux/lib")
-    (root / "usr/local/cuda").symlink_to("cuda-11.3")
+TOOLKIT_LIBS: dict[str, list[tuple[str, str]]] = {
+    "11.3": [("libcudart.so.11.0", "11.3.109"), ("libcublas.so.11", "11.5.1.109"), ("libcublasLt.so.11", "11.5.1.109"),
+             ("libcufft.so.10", "10.4.2.109"), ("libcurand.so.10", "10.2.4.109"), ("libcusolver.so.11", "11.1.2.109"),
+             ("libcusparse.so.11", "11.6.0.109"), ("libnvrtc.so.11.2", "11.3.109")],
+    "11.8": [("libcudart.so.11.0", "11.8.89"), ("libcublas.so.11", "11.11.3.6"), ("libcublasLt.so.11", "11.11.3.6"),
+             ("libcufft.so.10", "10.9.0.58"), ("libcurand.so.10", "10.3.0.86"), ("libcusolver.so.11", "11.4.1.48"),
+             ("libcusparse.so.11", "11.7.5.86"), ("libnvrtc.so.11.2", "11.8.89")],
+    "12.8": [("libcudart.so.12", "12.8.90"), ("libcublas.so.12", "12.8.4.1"), ("libcublasLt.so.12", "12.8.4.1"),
+             ("libcufft.so.11", "11.3.3.83"), ("libcurand.so.10", "10.3.9.90"), ("libcusolver.so.11", "11.7.3.90"),
+             ("libcusparse.so.12", "12.5.8.93"), ("libnvJitLink.so.12", "12.8.93"), ("libnvrtc.so.12", "12.8.93")],
+}
+CUDNN_LIBS = {8: ["libcudnn", "libcudnn_ops_infer", "libcudnn_ops_train", "libcudnn_cnn_infer", "libcudnn_cnn_train",
+                  "libcudnn_adv_infer", "libcudnn_adv_train"],
+              9: ["libcudnn", "libcudnn_graph", "libcudnn_ops", "libcudnn_cnn", "libcudnn_adv", "libcudnn_heuristic",
+                  "libcudnn_engines_precompiled", "libcudnn_engines_runtime_compiled"]}
+
+
+def _needs(soname: str, major: str) -> tuple[str, ...]:
+    """The toolkit-internal DT_NEEDED of the official libraries (cuda-images reference §5)."""
+    deps = {"libcublas": ("libcublasLt",), "libcusolver": ("libcublas", "libcublasLt", "libcusparse"),
+            "libcusparse": ()}
+    base = soname.split(".so")[0]
+    out = [f"{d}.so.{major if d != 'libcusparse' else ('12' if major == '12' else '11')}" for d in deps.get(base, ())]
+    if major == "12" and base in ("libcusolver", "libcusparse"):
+        out.append("libnvJitLink.so.12")
+    return (*out, "libc.so.6")
+
+
+def cuda_layout(root: Path, version: str, flavour: str, cudnn: int | None = None, cuda_lib64_env: bool = False
+                ) -> None:
+    """The library layout of nvidia/cuda:<version>-[cudnnN-]<flavour>-ubuntu (cuda-images reference §1-§6):
+    the toolkit under /usr/local/cuda-X.Y/targets/x86_64-linux/lib (lib64 and /usr/local/cuda point at it), the
+    compat driver in its own directory that nothing names, cuDNN and NCCL debs in /usr/lib/x86_64-linux-gnu,
+    000_cuda.conf and nvidia.conf (/usr/local/cuda/lib64 from 12.8.1), and a cache ldconfig built."""
+    short = ".".join(version.split(".")[:2])
+    major = short.split(".")[0]
+    top = f"/usr/local/cuda-{short}"
+    lib = f"{top}/targets/x86_64-linux/lib"
+    for soname, full in TOOLKIT_LIBS[short]:
+        if flavour == "base" and not soname.startswith("libcudart"):
+            continue
+        write_lib(root, f"{lib}/{soname}", soname, _needs(soname, major), f"{lib}/{soname.split('.so')[0]}.so.{full}")
+    write_lib(root, f"{top}/compat/libcuda.so.1", "libcuda.so.1", real=f"{top}/compat/libcuda.so.535.104.05")
+    (root / top.lstrip("/") / "lib64").symlink_to("targets/x86_64-linux/lib")
+    (root / "usr/local/cuda").symlink_to(f"cuda-{short}")
     gnu = "/usr/lib/x86_64-linux-gnu"
-    write_lib(root, f"{gnu}/libnccl.so.2", "libnccl.so.2", real=f"{gnu}/libnccl.so.2.9.9")
-    for name in ("libcudnn", "libcudnn_ops_infer", "libcudnn_ops_train", "libcudnn_cnn_infer", "libcudnn_cnn_train",
-                 "libcudnn_adv_infer", "libcudnn_adv_train"):
-        write_lib(root, f"{gnu}/{name}.so.8", f"{name}.so.8", real=f"{gnu}/{name}.so.8.2.0")
+    if flavour != "base":
+        write_lib(root, f"{gnu}/libnccl.so.2", "libnccl.so.2", real=f"{gnu}/libnccl.so.2.9.9")
+    if cudnn:
+        for name in CUDNN_LIBS[cudnn]:
+            needed = ("libz.so.1", "libc.so.6") if cudnn == 9 and name != "libcudnn" else ("libc.so.6",)
+            write_lib(root, f"{gnu}/{name}.so.{cudnn}", f"{name}.so.{cudnn}", needed,
+                      real=f"{gnu}/{name}.so.{cudnn}.{'2.0' if cudnn == 8 else '8.0'}")
     (root / "etc/ld.so.conf.d/000_cuda.conf").write_text("/usr/local/cuda/targets/x86_64-linux/lib\n")
-    (root / "etc/ld.so.conf.d/nvidia.conf").write_text("/usr/local/nvidia/lib\n/usr/local/nvidia/lib64\n")
+    (root / f"etc/ld.so.conf.d/98{9 if major == '11' else 8}_cuda-{major}.conf").write_text(
+        f"/usr/local/cuda-{major}/targets/x86_64-linux/lib\n")
+    (root / "usr/local" / f"cuda-{major}").symlink_to(f"cuda-{short}")
+    nvidia = "/usr/local/cuda/lib64\n" if cuda_lib64_env else "/usr/local/nvidia/lib\n/usr/local/nvidia/lib64\n"
+    (root / "etc/ld.so.conf.d/nvidia.conf").write_text(nvidia)
     _sh("ldconfig", "-r", str(root))
 
 
-CUDA_113_ENV = {"LD_LIBRARY_PATH": "/usr/local/nvidia/lib:/usr/local/nvidia/lib64", "CUDA_VERSION": "11.3.1",
-                "NV_CUDNN_VERSION": "8.2.0.53", "NVIDIA_VISIBLE_DEVICES": "all",
-                "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
-                "PATH": "/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+def cuda_env(version: str, cudnn: str | None = None, cuda_lib64_env: bool = False) -> dict[str, str]:
+    env = {"LD_LIBRARY_PATH": "/usr/local/cuda/lib64" if cuda_lib64_env else "/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
+           "CUDA_VERSION": version, "NVIDIA_VISIBLE_DEVICES": "all", "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
+           "PATH": ("/usr/local/cuda/bin" if cuda_lib64_env else "/usr/local/nvidia/bin:/usr/local/cuda/bin")
+           + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+    if cudnn:
+        env["NV_CUDNN_VERSION"] = cudnn
+    return env
+
+
+def cuda_113_cudnn8_runtime(root: Path) -> None:
+    cuda_layout(root, "11.3.1", "runtime", cudnn=8)
+
+
+CUDA_113_ENV = cuda_env("11.3.1", "8.2.0.53")
 
 
 def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> Path:

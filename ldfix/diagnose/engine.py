@@ -273,28 +273,30 @@ def _junk(raw: str) -> str:
 
 
 def _shadowed(ctx: Context, closure: Closure, targets: list[str]) -> list[Finding]:
-    """A library whose own RPATH/RUNPATH names a directory holding a dependency, which the loader takes from
-    somewhere else (typically LD_LIBRARY_PATH beating a wheel's RUNPATH $ORIGIN)."""
+    """A loaded library whose own RPATH/RUNPATH names a directory holding one of its dependencies, while the
+    process binds that dependency to another copy: loaded earlier from elsewhere, or found first on
+    LD_LIBRARY_PATH (typically /usr/local/cuda/lib64 beating a wheel's RUNPATH $ORIGIN)."""
     out: list[Finding] = []
-    for obj in closure.objects[1:]:
-        req = obj.loader
-        if req is None or req.is_main or obj.resolution is None:
-            continue
+    seen: set[tuple[str, str]] = set()
+    for req in closure.objects[1:]:
         tags = req.runpath if req.runpath is not None else req.rpath
         if not tags:
             continue
         dirs = [e.path for e in search_dirs(tags.split(":"), req.origin, ctx.platform.lib_token, None) if e.path]
-        own = [posixpath.join(d, obj.name) for d in dirs]
-        intended = next((p for p in own if ctx.walker.stat(p) is not None), None)
-        if intended is None:
-            continue
-        real_intended = ctx.walker.stat(intended)
-        if real_intended is not None and real_intended[0] != obj.realpath:
-            out.append(Finding("SHADOWED", "warning", f"{req.name} expects {obj.name} from "
-                f"{posixpath.dirname(intended)} "
-                               f"(its {'RUNPATH' if req.runpath is not None else 'RPATH'}) but the loader takes "
-                               f"{obj.path} ({obj.resolution.step.value if obj.resolution.step else '?'})",
-                               obj.name, [obj.realpath, real_intended[0]], _describe_tried(obj.resolution),
+        for name in req.info.needed:
+            bound = next((o for o in closure.objects if name in o.names or o.info.soname == name), None)
+            if bound is None or (req.path, name) in seen:
+                continue
+            intended = next((p for d in dirs if ctx.walker.stat(p := posixpath.join(d, name)) is not None), None)
+            found = ctx.walker.stat(intended) if intended else None
+            if intended is None or found is None or found[0] == bound.realpath:
+                continue
+            seen.add((req.path, name))
+            how = bound.resolution.step.value if bound.resolution and bound.resolution.step else "loaded first"
+            out.append(Finding("SHADOWED", "warning", f"{req.name} expects {name} from {posixpath.dirname(intended)} "
+                               f"(its {'RUNPATH' if req.runpath is not None else 'RPATH'}) but the process uses "
+                               f"{bound.path} ({how})", name, [bound.realpath, found[0]],
+                               _describe_tried(bound.resolution) if bound.resolution else [],
                                "remove the duplicate or put the intended directory first"))
     return out
 

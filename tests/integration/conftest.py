@@ -13,7 +13,7 @@ WHEEL_CUDNN = "/opt/venv/lib/python3.11/site-packages/nvidia/cudnn/lib"
 
 @pytest.fixture(scope="session")
 def replica() -> str:
-    return build_image("ldfix-test/cuda:11.3.1-cudnn8-runtime", cuda_113_cudnn8_runtime, CUDA_113_ENV, "v1")
+    return build_image("ldfix-test/cuda:11.3.1-cudnn8-runtime", cuda_113_cudnn8_runtime, CUDA_113_ENV, "v2")
 
 
 @pytest.fixture(scope="session")
@@ -22,4 +22,4 @@ def wheel_image() -> str:
         cuda_113_cudnn8_runtime(root)
         write_lib(root, f"{WHEEL_CUDNN}/libcudnn.so.9", "libcudnn.so.9")
 
-    return build_image("ldfix-test/cuda:wheel-path-missing", customize, CUDA_113_ENV, "v1")
+    return build_image("ldfix-test/cuda:wheel-path-missing", customize, CUDA_113_ENV, "v2")
