@@ -86,7 +86,7 @@ def open_image(ref: str, env: dict[str, str], platform: str | None, no_pull: boo
     if parsed.transport == "daemon":
         from ldfix.image.docker import open_daemon_image
 
-        view = open_daemon_image(parsed, platform, no_pull, quiet, None if quiet else _pull_progress())
+        view = open_daemon_image(parsed, platform, no_pull, quiet, None if quiet else _lazy_progress())
         if env:
             view.config = type(view.config)(**{**view.config.__dict__, "env": {**view.config.env, **env}})
         return view
@@ -98,10 +98,20 @@ def open_image(ref: str, env: dict[str, str], platform: str | None, no_pull: boo
     return view
 
 
+def _lazy_progress() -> Callable[[dict[str, Any]], None]:
+    """The progress display is built at the first pull event, so a scan that pulls nothing pays nothing."""
+    real: list[Callable[[dict[str, Any]], None]] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if not real:
+            real.append(_pull_progress())
+        real[0](event)
+
+    return on_event
+
+
 def _pull_progress() -> Callable[[dict[str, Any]], None]:
     """A callback that turns the daemon's pull events into one rich bar per layer, on stderr."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
-
     from ldfix.cli.console import color_ok, stderr_console
 
     if not color_ok(sys.stderr):
@@ -110,6 +120,8 @@ def _pull_progress() -> Callable[[dict[str, Any]], None]:
             if status and not event.get("id"):
                 sys.stderr.write(f"{status}\n")
         return plain
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
+
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=stderr_console(),
                         transient=True)
     tasks: dict[str, TaskID] = {}

@@ -3,9 +3,11 @@ classify what does not resolve (root causes §2.3), and plan a fix that is re-ch
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ldfix.diagnose.finding import Finding, Fix, ImageInfo, LibraryResult, Report, severity_rank
@@ -20,7 +22,7 @@ from ldfix.loader.ldconf import parse_conf, scan_dirs
 from ldfix.loader.platform import LoaderPlatform, static_platform, with_loader_help
 from ldfix.loader.search import LoadedObject, Resolution, Searcher
 from ldfix.loader.tree import Closure, load
-from ldfix.oracle.ldso import Oracle
+from ldfix.oracle.ldso import Oracle, Trace
 
 PROBE = "/ldfix-probe.so"
 SAFE_DIR = re.compile(r"^/[A-Za-z0-9._+@/-]*$")
@@ -35,7 +37,11 @@ class Context:
     index: LibraryIndex
     oracle: Oracle | None
     notes: list[str]
-    would_be: LdCache  # the cache ldconfig would write from the image as it is
+
+    @functools.cached_property
+    def would_be(self) -> LdCache:
+        """The cache ldconfig would write from the image as it is (only needed when something is missing)."""
+        return scan_dirs(self.walker, self.platform)[1]
 
 
 def _version(env: Mapping[str, str], key: str) -> str | None:
@@ -43,12 +49,22 @@ def _version(env: Mapping[str, str], key: str) -> str | None:
     return value.split("-", 1)[0] if value else None
 
 
+def _needs_loader_help(index: LibraryIndex, env: Mapping[str, str]) -> bool:
+    """Only the CPU-dependent parts of the search (glibc-hwcaps subdirectories, $PLATFORM) need the image's
+    `ld.so --help`; without them the static platform is exact and one container run is saved."""
+    if index.hwcaps_dirs or "PLATFORM" in env.get("LD_LIBRARY_PATH", ""):
+        return True
+    return any("PLATFORM" in (c.info.rpath or "") + (c.info.runpath or "")
+               for cands in index.by_soname.values() for c in cands)
+
+
 def prepare(view: ImageView, oracle: Oracle | None, progress: Callable[[int], None] | None = None) -> Context:
     walker = Walker(view.fs)
     elf_class, machine = machine_for_arch(view.config.architecture)
     platform = static_platform(walker, elf_class, machine)
     notes = list(view.notes)
-    if oracle is not None:
+    index = build_index(walker, progress=progress)
+    if oracle is not None and _needs_loader_help(index, view.config.env):
         text = oracle.help_text()
         if text and "system search path" in text:
             platform = with_loader_help(platform, text)
@@ -61,11 +77,9 @@ def prepare(view: ImageView, oracle: Oracle | None, progress: Callable[[int], No
             notes.append(f"/etc/ld.so.cache is ignored by the loader: {err}")
     else:
         notes.append("the image has no /etc/ld.so.cache: only search paths and default directories apply")
-    index = build_index(walker, progress=progress)
     for path, why in index.unreadable[:20]:
         notes.append(f"{path}: {why}")
-    _, would_be = scan_dirs(walker, platform)
-    return Context(view, walker, platform, cache, index, oracle, notes, would_be)
+    return Context(view, walker, platform, cache, index, oracle, notes)
 
 
 def _targets(ctx: Context, libs: list[str]) -> list[str]:
@@ -109,11 +123,11 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
     ctx = ctx or prepare(view, oracle, progress)
     env = dict(env_override if env_override is not None else view.config.env)
     targets = _targets(ctx, libs)
+    pending = _ask_loader(ctx, targets, env)  # the image's loader runs while the model works
     closure = _simulate(ctx, targets, env, ctx.cache)
     k = cuda()
     findings: list[Finding] = []
     libraries: list[LibraryResult] = []
-    would_be = ctx.would_be
 
     for name in targets:
         res = closure.first(name)
@@ -144,7 +158,7 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
             continue
         if res.found:
             continue
-        findings.append(_classify(ctx, name, res, would_be))
+        findings.append(_classify(ctx, name, res))
 
     # dependencies of resolved targets, each resolved from the library that needs it
     for res in closure.missing:
@@ -154,7 +168,7 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
         top = _top_target(req)
         if top is None or k.is_runtime_provided(res.name):
             continue
-        inner = _classify(ctx, res.name, res, would_be)
+        inner = _classify(ctx, res.name, res)
         chain = f"{top.name} -> {req.name if req else '?'} -> {res.name}" if req is not top else \
             f"{top.name} -> {res.name}"
         findings.append(Finding("TRANSITIVE", "error", f"{top.name} resolves but its dependency {res.name} does not "
@@ -174,7 +188,7 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
                      view.config.working_dir,
                      ".".join(map(str, ctx.platform.glibc)) if ctx.platform.glibc else None, ctx.platform.source)
     report = Report(info, libraries, findings, None, list(ctx.notes), fail_on)
-    _verify(ctx, report, targets, env)
+    _verify(ctx, report, pending)
     report.fix = plan_fix(ctx, report, targets, env, explicit, fail_on)
     return report
 
@@ -183,7 +197,7 @@ def _under(path: str, word: str) -> bool:
     return f"/{word}/" in path + "/" or path.endswith(f"/{word}")
 
 
-def _classify(ctx: Context, name: str, res: Resolution, would_be: LdCache) -> Finding:
+def _classify(ctx: Context, name: str, res: Resolution) -> Finding:
     cands = ctx.index.candidates(name)
     tried = _describe_tried(res)
     good = [c for c in cands if c.info.elf_class == ctx.platform.elf_class and c.info.machine == ctx.platform.machine]
@@ -193,7 +207,7 @@ def _classify(ctx: Context, name: str, res: Resolution, would_be: LdCache) -> Fi
                        [c.realpath for c in cands], tried, "use the image for the right platform (--platform) "
                        "or install the libraries for its architecture; no path change helps")
     if good:
-        in_new_cache = [p for p in would_be.paths_for(name)]
+        in_new_cache = list(ctx.would_be.paths_for(name))
         if ctx.cache is not None and in_new_cache and not ctx.cache.paths_for(name):
             return Finding("STALE_CACHE", "error", f"{name} is in a directory ld.so.conf configures "
                            f"({posixpath.dirname(in_new_cache[0])}) but /etc/ld.so.cache does not list it: "
@@ -301,12 +315,23 @@ def _shadowed(ctx: Context, closure: Closure, targets: list[str]) -> list[Findin
     return out
 
 
-def _verify(ctx: Context, report: Report, targets: list[str], env: Mapping[str, str]) -> None:
-    """Compare the model with the image's own loader for every target; disagreements are ldfix bugs."""
+def _ask_loader(ctx: Context, targets: list[str], env: Mapping[str, str]) -> Future[Trace] | None:
     if ctx.oracle is None:
+        return None
+    oracle = ctx.oracle
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldfix-loader")
+    try:
+        return pool.submit(oracle.trace, list(targets), dict(env), ctx.view.config.working_dir)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _verify(ctx: Context, report: Report, pending: Future[Trace] | None) -> None:
+    """Compare the model with the image's own loader for every target; disagreements are ldfix bugs."""
+    if pending is None:
         return
     try:
-        trace = ctx.oracle.trace(targets, env, ctx.view.config.working_dir)
+        trace = pending.result()
     except Exception as err:  # a runner failure must not lose the static report
         report.notes.append(f"the image's loader could not be asked: {err}")
         return

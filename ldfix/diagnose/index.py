@@ -28,6 +28,7 @@ class LibraryIndex:
     by_soname: dict[str, list[Candidate]] = field(default_factory=dict)
     by_name: dict[str, list[str]] = field(default_factory=dict)  # file name -> paths (files and links)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    hwcaps_dirs: list[str] = field(default_factory=list)  # every directory named glibc-hwcaps
     files_seen: int = 0
 
     def candidates(self, soname: str) -> list[Candidate]:
@@ -49,13 +50,21 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
         if d in visited or d in SKIP_DIRS:
             continue
         visited.add(d)
-        for name in sorted(walker.fs.listdir(d)):
-            path = posixpath.join(d, name)
-            st = walker.lstat(path)
-            if st is None:
+        kinds = getattr(walker.fs, "kinds", None)
+        if callable(kinds):
+            entries: list[tuple[str, Kind | None]] = sorted(kinds(d))
+        else:
+            entries = [(name, st.kind if (st := walker.lstat(posixpath.join(d, name))) else None)
+                       for name in sorted(walker.fs.listdir(d))]
+        prefix = d if d.endswith("/") else d + "/"
+        for name, kind in entries:
+            path = prefix + name
+            if kind is None:
                 continue
-            if st.kind is Kind.DIR:
+            if kind is Kind.DIR:
                 stack.append(path)
+                if name == "glibc-hwcaps":
+                    index.hwcaps_dirs.append(path)
                 continue
             if not _looks_like_library(name):
                 continue
@@ -65,7 +74,7 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
             index.by_name.setdefault(name, []).append(path)
             found = walker.stat(path)
             if found is None:
-                if st.kind is Kind.LINK:
+                if kind is Kind.LINK:
                     index.unreadable.append((path, "dangling or looping symlink"))
                 continue
             real, rst = found

@@ -77,13 +77,7 @@ class LayerFS:
 
     def lstat(self, path: str) -> Stat | None:
         found = self._find(path)
-        if found is None:
-            return None
-        st = found[1]
-        mode = st.st_mode
-        kind = (Kind.FILE if statmod.S_ISREG(mode) else Kind.DIR if statmod.S_ISDIR(mode)
-                else Kind.LINK if statmod.S_ISLNK(mode) else Kind.OTHER)
-        return Stat(kind, st.st_size, statmod.S_IMODE(mode))
+        return None if found is None else _stat(found[1])
 
     def readlink(self, path: str) -> str:
         found = self._find(path)
@@ -92,8 +86,13 @@ class LayerFS:
         return os.readlink(found[0])
 
     def listdir(self, path: str) -> list[str]:
+        return [name for name, _ in self.kinds(path)]
+
+    def kinds(self, path: str) -> list[tuple[str, Kind]]:
+        """The merged entries of a directory with their kind, from the directory entries' types: one pass, no
+        stat per entry except for character devices (overlayfs whiteouts)."""
         rel = path.lstrip("/")
-        names: set[str] = set()
+        found: dict[str, Kind] = {}
         hidden: set[str] = set()
         for layer in self.layers:
             full = os.path.join(layer, rel) if rel else layer
@@ -102,19 +101,27 @@ class LayerFS:
             except OSError:
                 entries = []
             for e in entries:
-                if e.name in names or e.name in hidden:
+                if e.name in found or e.name in hidden:
                     continue
                 try:
-                    st = e.stat(follow_symlinks=False)
+                    if e.is_symlink():
+                        kind = Kind.LINK
+                    elif e.is_dir(follow_symlinks=False):
+                        kind = Kind.DIR
+                    elif e.is_file(follow_symlinks=False):
+                        kind = Kind.FILE
+                    else:
+                        st = e.stat(follow_symlinks=False)
+                        if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                            hidden.add(e.name)
+                            continue
+                        kind = Kind.OTHER
                 except OSError:
                     continue
-                if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    hidden.add(e.name)
-                else:
-                    names.add(e.name)
+                found[e.name] = kind
             if entries and _is_opaque(full):
                 break
-        return list(names)
+        return list(found.items())
 
     def read(self, path: str, offset: int, size: int) -> bytes:
         found = self._find(path)
@@ -125,6 +132,13 @@ class LayerFS:
             return os.pread(fd, size, offset)
         finally:
             os.close(fd)
+
+
+def _stat(st: os.stat_result) -> Stat:
+    mode = st.st_mode
+    kind = (Kind.FILE if statmod.S_ISREG(mode) else Kind.DIR if statmod.S_ISDIR(mode)
+            else Kind.LINK if statmod.S_ISLNK(mode) else Kind.OTHER)
+    return Stat(kind, st.st_size, statmod.S_IMODE(mode))
 
 
 def _is_opaque(path: str) -> bool:
@@ -197,7 +211,7 @@ def open_daemon_image(ref: ImageRef, platform: str | None, no_pull: bool, quiet:
     if config.entrypoint:
         view.notes.append(f"the image entrypoint {list(config.entrypoint)} was not run; scripts it runs may "
                           "change LD_LIBRARY_PATH at run time")
-    view.oracle = DockerOracle(cli, attrs["Id"], config)
+    view.oracle = DockerOracle(cli, attrs["Id"], config, local=layers is not None)
     return view
 
 
@@ -265,7 +279,8 @@ class DockerOracle:
     """Runs the image's loader in a created container: entrypoint = the loader, no network, no privileges,
     nothing mounted; the probe is copied in with put_archive. Foreign-architecture images are not run."""
 
-    def __init__(self, cli: Any, image_id: str, config: ImageConfig, timeout: float = 60) -> None:
+    def __init__(self, cli: Any, image_id: str, config: ImageConfig, timeout: float = 60, local: bool = False
+                 ) -> None:
         from ldfix.elfarch import interp_for
 
         self.cli = cli
@@ -273,6 +288,31 @@ class DockerOracle:
         self.config = config
         self.interp = interp_for(config.architecture) or "/lib64/ld-linux-x86-64.so.2"
         self.timeout = timeout
+        self.local = local  # the daemon's overlay2 directories are readable here (and so writable as root)
+
+    def _copy_in(self, container: Any, files: dict[str, bytes]) -> None:
+        """Put the probe into the created (not yet started) container: straight into its overlay2 upper
+        directory when the daemon is local (no mount needed), else through the archive API."""
+        if self.local:
+            with contextlib.suppress(Exception):
+                container.reload()
+                upper = container.attrs["GraphDriver"]["Data"]["UpperDir"]
+                if upper and os.path.isdir(upper):
+                    for name, data in files.items():
+                        target = os.path.join(upper, name)
+                        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+                        with os.fdopen(fd, "wb") as fh:
+                            fh.write(data)
+                    return
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o755
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+        container.put_archive("/", buf.getvalue())
 
     def _run(self, args: list[str], env: Mapping[str, str], files: dict[str, bytes]) -> tuple[int, str, str]:
         container = self.cli.containers.create(
@@ -281,15 +321,7 @@ class DockerOracle:
             cap_drop=["ALL"], security_opt=["no-new-privileges"])
         try:
             if files:
-                buf = io.BytesIO()
-                with tarfile.open(fileobj=buf, mode="w") as tar:
-                    for name, data in files.items():
-                        info = tarfile.TarInfo(name)
-                        info.size = len(data)
-                        info.mode = 0o755
-                        info.mtime = int(time.time())
-                        tar.addfile(info, io.BytesIO(data))
-                container.put_archive("/", buf.getvalue())
+                self._copy_in(container, files)
             container.start()
             result = container.wait(timeout=self.timeout)
             out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
@@ -310,7 +342,7 @@ class DockerOracle:
         image_id = _build(self.cli, "the fix overlay", fileobj=io.BytesIO(dockerfile.encode()), network_mode="none",
                           labels=LABEL)
         try:
-            return DockerOracle(self.cli, image_id, self.config, self.timeout).trace(needed, env, cwd)
+            return DockerOracle(self.cli, image_id, self.config, self.timeout, self.local).trace(needed, env, cwd)
         finally:
             with contextlib.suppress(Exception):
                 self.cli.images.remove(image_id, force=True)
