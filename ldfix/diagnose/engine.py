@@ -370,12 +370,19 @@ def env_line(dirs: list[str]) -> str:
     return f'ENV LD_LIBRARY_PATH="{":".join(dirs)}${{LD_LIBRARY_PATH:+:${{LD_LIBRARY_PATH}}}}"'
 
 
-def _stable_spelling(ctx: Context, real_dir: str) -> str:
-    for alias in ("/usr/local/cuda/lib64", f"/usr/local/cuda/targets/{ctx.platform.cuda_target}/lib"):
+def _stable_spelling(ctx: Context, directory: str) -> str:
+    """The conventional name of a directory: /usr/local/cuda/lib64 for the toolkit's library dir (it survives a
+    minor CUDA upgrade), /usr/lib/<triplet> rather than /lib/<triplet> on merged-/usr images."""
+    here = ctx.walker.stat(directory)
+    real = here[0] if here is not None else directory
+    aliases = ["/usr/local/cuda/lib64", f"/usr/local/cuda/targets/{ctx.platform.cuda_target}/lib"]
+    if directory.startswith("/lib"):
+        aliases.append("/usr" + directory)
+    for alias in aliases:
         found = ctx.walker.stat(alias)
-        if found is not None and found[0] == real_dir:
+        if found is not None and found[0] == real:
             return alias
-    return real_dir
+    return directory
 
 
 def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str, str], explicit: bool,
@@ -420,7 +427,7 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
     if explicit:
         for lib in report.libraries:
             if lib.status == "resolved" and lib.via == "ld_so_cache" and lib.path:
-                d = posixpath.dirname(lib.path)
+                d = _stable_spelling(ctx, posixpath.dirname(lib.path))
                 if d not in dirs and SAFE_DIR.match(d):
                     dirs.append(d)
     if not dirs:
@@ -442,17 +449,31 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
     if ctx.oracle is not None:
         try:
             trace = ctx.oracle.trace(targets, new_env, ctx.view.config.working_dir)
-            got = {n: p for n, p in trace.listing}
-            verified = trace.fatal is None and all(got.get(t) is not None for t in _needed_targets(report))
+            seen: dict[str, str | None] = {}
+            for name, where in trace.listing:
+                seen.setdefault(name, where)
+            verified = trace.fatal is None and all(seen.get(t) is not None for t in _needed_targets(report))
+            for soname, real in before.items():  # the fix must not swap a working library for another copy
+                path = seen.get(soname)
+                found = ctx.walker.stat(path) if path else None
+                if found is None or found[0] != real:
+                    verified = False
+                    report.notes.append(f"with the fix the image's loader takes {soname} from {path}, not {real}")
         except Exception as err:
             report.notes.append(f"the fix could not be checked with the image's loader: {err}")
     if not model_ok:
         report.notes.append("the planned LD_LIBRARY_PATH fix does not resolve every target in the model; not offered")
         return None
     line = env_line(dirs)
-    return Fix(dirs, line, f"FROM {base_image}\n{line}\n", verified, "env",
-               "prepends only the directories that hold the missing libraries; the model re-resolved every "
-               "target with it" + (" and the image's loader confirmed it" if verified else ""))
+    if explicit:
+        reason = ("--explicit: spells out the directories that resolve only through ld.so.cache today"
+                  + (" and those holding missing libraries" if fixable else "")
+                  + "; every library that resolved before resolves to the same file with it (model"
+                  + (" and the image's loader)" if verified else ")"))
+    else:
+        reason = ("prepends only the directories that hold the missing libraries; the model re-resolved every "
+                  "target with it" + (" and the image's loader confirmed it" if verified else ""))
+    return Fix(dirs, line, f"FROM {base_image}\n{line}\n", verified, "env", reason)
 
 
 def _needed_targets(report: Report) -> list[str]:

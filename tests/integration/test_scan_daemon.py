@@ -159,3 +159,16 @@ def test_for_tensorflow_2_4_on_cuda_11_3_is_wrong_major(replica: str) -> None:
     assert finding["soname"] == "libcusolver.so.10" and "libcusolver.so.11" in finding["message"]
     assert report["fix"] is None  # never a symlink across majors
     assert ldfix("scan", replica, "--no-pull", "--for", "tensorflow>=2").returncode == 2
+
+
+def test_explicit_spells_out_cache_dirs_and_keeps_the_same_files(replica: str) -> None:
+    """As the seed story did by hand: every directory that today resolves only through ld.so.cache, on
+    LD_LIBRARY_PATH, verified by the image's loader to load exactly the same files as before."""
+    proc = ldfix("scan", replica, "--no-pull", "--format", "json", "--explicit")
+    assert proc.returncode == 0
+    report = json.loads(proc.stdout)
+    validate_scan(report)
+    assert report["fix"]["ld_library_path_add"] == ["/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu"]
+    assert report["fix"]["verified"] is True and report["fix"]["reason"].startswith("--explicit")
+    assert report["fix"]["env_line"] == ('ENV LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu'
+                                         '${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"')
