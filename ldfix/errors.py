@@ -28,3 +28,8 @@ class InputFileError(LdfixError):
     """A file given on the command line is missing, unreadable or not what it should be."""
 
     exit_code = 3
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM. A BaseException of our own so that click does not turn it into "Aborted!" and exit
+    before the containers are cleaned up."""

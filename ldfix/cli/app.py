@@ -15,7 +15,7 @@ import typer
 from ldfix import __version__
 from ldfix.diagnose.codes import CODES
 from ldfix.diagnose.finding import Report, severity_rank
-from ldfix.errors import LdfixError, UsageError
+from ldfix.errors import Interrupted, LdfixError, UsageError
 from ldfix.image.base import ImageView
 
 if TYPE_CHECKING:
@@ -282,12 +282,26 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version_c
     """ldfix: why a CUDA container cannot load libcudnn.so.8, and the fix."""
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _terminate)
+    signal.signal(signal.SIGTERM, _terminate)  # CI cancellations and `docker stop` send SIGTERM
     try:
         app()
-    except KeyboardInterrupt:
-        sys.stderr.write("ldfix: interrupted\n")
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt):
+        if "ldfix.image.docker" in sys.modules:
+            from ldfix.image.docker import interrupt_cleanup
+
+            interrupt_cleanup()
+        sys.stderr.write("ldfix: interrupted; every container ldfix created was removed\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # do not wait for a loader thread still blocked on the daemon
 
 
 from ldfix.cli import patch_cmd  # noqa: E402,F401  (registers `ldfix patch`)

@@ -14,17 +14,21 @@ import io
 import os
 import stat as statmod
 import tarfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ldfix.errors import ImageAccessError
+from ldfix.errors import ImageAccessError, Interrupted
 from ldfix.image.base import ImageConfig, ImageView, Kind, Stat
 from ldfix.image.refs import ImageRef
 from ldfix.loader.elfwrite import build_shared_object
 from ldfix.oracle.ldso import Trace, parse_fatal, parse_trace
 
-LABEL = {"ldfix": "scan"}
+SESSION = uuid.uuid4().hex[:16]
+LABEL = {"ldfix": "scan", "ldfix.session": SESSION}  # `ldfix=scan` finds any leftover; the session, ours
+_STOPPING = threading.Event()
 
 
 def client() -> Any:
@@ -279,15 +283,15 @@ class DockerOracle:
     """Runs the image's loader in a created container: entrypoint = the loader, no network, no privileges,
     nothing mounted; the probe is copied in with put_archive. Foreign-architecture images are not run."""
 
-    def __init__(self, cli: Any, image_id: str, config: ImageConfig, timeout: float = 60, local: bool = False
-                 ) -> None:
+    def __init__(self, cli: Any, image_id: str, config: ImageConfig, timeout: float | None = None,
+                 local: bool = False) -> None:
         from ldfix.elfarch import interp_for
 
         self.cli = cli
         self.image_id = image_id
         self.config = config
         self.interp = interp_for(config.architecture) or "/lib64/ld-linux-x86-64.so.2"
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else float(os.environ.get("LDFIX_LOADER_TIMEOUT", "30"))
         self.local = local  # the daemon's overlay2 directories are readable here (and so writable as root)
 
     def _copy_in(self, container: Any, files: dict[str, bytes]) -> None:
@@ -320,6 +324,8 @@ class DockerOracle:
             network_mode="none", labels=LABEL, working_dir=self.config.working_dir or "/", user="0",
             cap_drop=["ALL"], security_opt=["no-new-privileges"])
         try:
+            if _STOPPING.is_set():
+                raise Interrupted()
             if files:
                 self._copy_in(container, files)
             container.start()
@@ -353,6 +359,24 @@ class DockerOracle:
         name = ".ldfix-probe.so"
         code, out, err = self._run([f"/{name}"], run_env, {name: build_shared_object(None, needed)})
         return Trace(parse_trace(out, self.interp), parse_fatal(err) if code != 0 else None, code)
+
+
+def interrupt_cleanup() -> int:
+    """On Ctrl-C or SIGTERM: remove every container (and overlay image) this process created, found by its
+    session label, so nothing is left even when the interrupt came in the middle of an API call. Returns how
+    many were removed."""
+    _STOPPING.set()
+    removed = 0
+    with contextlib.suppress(Exception):
+        cli = client()
+        for container in cli.containers.list(all=True, filters={"label": f"ldfix.session={SESSION}"}):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+                removed += 1
+        for image in cli.images.list(filters={"label": f"ldfix.session={SESSION}"}):
+            with contextlib.suppress(Exception):
+                cli.images.remove(image.id, force=True)
+    return removed
 
 
 def leftover_containers(cli: Any) -> Iterator[Any]:
