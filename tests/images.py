@@ -227,3 +227,30 @@ def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> P
         {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc}]}))
     (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return dest
+
+
+def load_rootfs_as(root: Path, tag: str, architecture: str, env: dict[str, str] | None = None) -> str:
+    """`docker load` a one-layer image of ROOT whose config says ARCHITECTURE (docker import cannot set it):
+    how an image for another platform gets into this daemon without a registry."""
+    import io
+    import json
+    import tarfile
+
+    require_docker()
+    with tempfile.TemporaryDirectory() as tmp:
+        layer = Path(tmp) / "layer.tar"
+        _sh("tar", "-C", str(root), "-cf", str(layer), ".")
+        diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
+        config = json.dumps({"architecture": architecture, "os": "linux",
+                             "config": {"Env": [f"{k}={v}" for k, v in (env or {}).items()]},
+                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+        manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
+        bundle = Path(tmp) / "image.tar"
+        with tarfile.open(bundle, "w") as tar:
+            for name, data in (("config.json", config), ("manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            tar.add(layer, "layer.tar")
+        _sh("docker", "load", "-i", str(bundle))
+    return tag

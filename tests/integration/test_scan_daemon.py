@@ -172,3 +172,34 @@ def test_explicit_spells_out_cache_dirs_and_keeps_the_same_files(replica: str) -
     assert report["fix"]["verified"] is True and report["fix"]["reason"].startswith("--explicit")
     assert report["fix"]["env_line"] == ('ENV LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu'
                                          '${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"')
+
+
+def test_a_failed_pull_is_one_line_exit_3() -> None:
+    """No registry is reachable here, so a pull fails the way a denied pull or a missing tag does."""
+    proc = ldfix("scan", "ldfix-test/not-in-any-registry:1")
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ldfix: error: pulling ldfix-test/not-in-any-registry:1")
+
+
+def test_foreign_architecture_image_is_scanned_statically(tmp_path: Path) -> None:
+    """An arm64 image on this amd64 host: its loader cannot run here, so the files are read and verified is
+    null, with a note that says why."""
+    from tests.stubs import compile_stub, host_glibc_root
+
+    root = tmp_path / "root"
+    host_glibc_root(root)
+    compile_stub(root / "usr/lib/x86_64-linux-gnu/libcudart.so.12", "libcudart.so.12")
+    from tests.images import load_rootfs_as
+
+    tag = load_rootfs_as(root, "ldfix-test/foreign:arm64", "arm64")
+    try:
+        proc = ldfix("scan", tag, "--no-pull", "--format", "json")
+        report = json.loads(proc.stdout)
+        validate_scan(report)
+        assert report["image"]["platform"] == "linux/arm64"
+        assert all(lib["verified"] is None for lib in report["libraries"])
+        assert any("not this machine's architecture" in n for n in report["notes"])
+        assert leftovers() == ""
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)

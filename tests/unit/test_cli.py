@@ -123,3 +123,11 @@ def test_framework_tables() -> None:
                        ("torch>=2", "not a range"), ("tensorflow==0.1", "no table")):
         with pytest.raises(ValueError, match=words):
             framework_needs(bad)
+
+
+def test_unreachable_daemon_is_one_line_exit_3() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ldfix", "scan", "foo/bar:1"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Docker daemon" in lines[0] and "hint:" in lines[0]
