@@ -231,12 +231,28 @@ def _classify(ctx: Context, name: str, res: Resolution) -> Finding:
                            "the -dev package")
     others = sorted(s for s in ctx.index.sonames() if s.startswith(base + ".so.") and s != name)
     if others:
-        return Finding("WRONG_MAJOR", "error", f"{name} is not in the image; another major is: {', '.join(others)}",
+        return Finding("WRONG_MAJOR", "error", f"{name} is not in the image; another major is: {', '.join(others)}"
+                       + _release_context(ctx, name),
                        name, [c.realpath for s in others for c in ctx.index.candidates(s)], tried,
                        "use the framework build for the image's CUDA/cuDNN or install the wanted major side by "
                        "side; never symlink one major to another")
     return Finding("LIB_ABSENT", "error", f"no file in the image has the SONAME {name}", name, [], tried,
                    "install the library for the image's CUDA major, or use a base tag that ships it")
+
+
+def _release_context(ctx: Context, name: str) -> str:
+    """Which CUDA (or cuDNN) release ships `name`, and what this image's CUDA calls that library."""
+    k = cuda()
+    out = ""
+    shipped = k.releases_for(name)
+    if shipped:
+        out += f" ({name} belongs to {shipped}"
+        version = ctx.view.config.env.get("CUDA_VERSION")
+        here = k.soname_in_release(version, name) if version else None
+        if here and here != name:
+            out += f"; this image's CUDA {version} provides {here}"
+        out += ")"
+    return out
 
 
 def _path_findings(ctx: Context, env: Mapping[str, str]) -> list[Finding]:

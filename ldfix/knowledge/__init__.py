@@ -20,6 +20,31 @@ class CudaKnowledge:
     runtime_patterns: tuple[str, ...]
     runtime_mount_dirs: frozenset[str]
     cudnn_sublibs: dict[int, tuple[str, ...]]
+    releases: tuple[tuple[Version, Version, tuple[str, ...]], ...] = ()
+    cudnn_majors: tuple[tuple[str, str], ...] = ()
+
+    def releases_for(self, soname: str) -> str | None:
+        """The CUDA versions whose toolkit ships `soname` (e.g. libcusolver.so.10: '10.1-11.0')."""
+        hits = [(lo, hi) for lo, hi, names in self.releases if soname in names]
+        if not hits:
+            base, _, major = soname.partition(".so.")
+            if base == "libcudnn" or base.startswith("libcudnn_"):
+                return dict(self.cudnn_majors).get(major.split(".")[0])
+            return None
+        lo, hi = hits[0][0], hits[-1][1]
+        return f"CUDA {lo}" if lo == hi else f"CUDA {lo}-{hi}"
+
+    def soname_in_release(self, cuda_version: str, soname: str) -> str | None:
+        """The soname of `soname`'s library in CUDA `cuda_version` (libcusolver.so.10 in 11.3 -> .11)."""
+        try:
+            v = Version(".".join(cuda_version.split(".")[:2]))
+        except InvalidVersion:
+            return None
+        base = soname.partition(".so")[0]
+        for lo, hi, names in self.releases:
+            if lo <= v <= hi:
+                return next((n for n in names if n.partition(".so")[0] == base), None)
+        return None
 
     def is_cuda_family(self, soname: str) -> bool:
         base = soname.split(".so", 1)[0]
@@ -39,12 +64,22 @@ def _validate(raw: dict[str, object]) -> CudaKnowledge:
     for name in strings("runtime_provided") + strings("cudnn8_sublibs") + strings("cudnn9_sublibs"):
         if not re.fullmatch(r"lib[\w+-]+\.so(\.\d+)*", name):
             raise ValueError(f"knowledge/cuda.json: {name!r} is not a soname")
+    releases = []
+    for row in raw.get("cuda_releases") or []:  # type: ignore[attr-defined]
+        names = tuple(row["sonames"])
+        for name in names:
+            if not re.fullmatch(r"lib[\w+-]+\.so(\.\d+)*", name):
+                raise ValueError(f"knowledge/cuda.json: {name!r} is not a soname")
+        releases.append((Version(row["from"]), Version(row["to"]), names))
+    majors = raw.get("cudnn_majors") or {}
     return CudaKnowledge(
         tuple(strings("cuda_family_prefixes")),
         frozenset(strings("runtime_provided")),
         tuple(strings("runtime_provided_patterns")),
         frozenset(strings("runtime_mount_dirs")),
         {8: tuple(strings("cudnn8_sublibs")), 9: tuple(strings("cudnn9_sublibs"))},
+        tuple(releases),
+        tuple((str(k), str(v)) for k, v in majors.items()),  # type: ignore[attr-defined]
     )
 
 
