@@ -229,7 +229,8 @@ def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> P
     return dest
 
 
-def load_rootfs_as(root: Path, tag: str, architecture: str, env: dict[str, str] | None = None) -> str:
+def load_rootfs_as(root: Path, tag: str, architecture: str, env: dict[str, str] | None = None,
+                   onbuild: list[str] | None = None) -> str:
     """`docker load` a one-layer image of ROOT whose config says ARCHITECTURE (docker import cannot set it):
     how an image for another platform gets into this daemon without a registry."""
     import io
@@ -242,7 +243,8 @@ def load_rootfs_as(root: Path, tag: str, architecture: str, env: dict[str, str] 
         _sh("tar", "-C", str(root), "-cf", str(layer), ".")
         diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
         config = json.dumps({"architecture": architecture, "os": "linux",
-                             "config": {"Env": [f"{k}={v}" for k, v in (env or {}).items()]},
+                             "config": {"Env": [f"{k}={v}" for k, v in (env or {}).items()],
+                                        "OnBuild": onbuild or None},
                              "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
         manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
         bundle = Path(tmp) / "image.tar"

@@ -10,7 +10,7 @@ from typing import Any
 
 from ldfix.diagnose.finding import Finding, Report, severity_rank
 from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, syntax_findings
-from ldfix.dockerfile.model import Analysis, StageEnv, analyze, evaluate
+from ldfix.dockerfile.model import Analysis, StageEnv, analyze, apply_onbuild, evaluate
 from ldfix.dockerfile.parser import Dockerfile, parse
 from ldfix.dockerfile.patch import Plan, apply, plan, unified_diff
 from ldfix.errors import InputFileError, LdfixError, UsageError
@@ -92,12 +92,12 @@ def read_dockerfile(path: str) -> bytes:
     return data
 
 
-def _base_facts(view: ImageView | None, opts: Options) -> tuple[dict[str, str] | None, str, str]:
+def _base_facts(view: ImageView | None, opts: Options) -> tuple[dict[str, str] | None, str, str, tuple[str, ...]]:
     if opts.base_env is not None:
-        return dict(opts.base_env), "/", ""
+        return dict(opts.base_env), "/", "", ()
     if view is None:
-        return None, "/", ""
-    return dict(view.config.env), view.config.working_dir, view.config.user
+        return None, "/", "", ()
+    return dict(view.config.env), view.config.working_dir, view.config.user, view.config.onbuild
 
 
 def run(path: str, opts: Options, opener: Opener, display: str | None = None) -> PatchResult:
@@ -146,9 +146,15 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
             except LdfixError:
                 result.notes.append(f"the base image {base} is not present locally: its env is unknown, so "
                                     "unguarded $LD_LIBRARY_PATH references are checked against the built image only")
-    base_env, wd, user = _base_facts(base_view, opts)
+    base_env, wd, user, onbuild = _base_facts(base_view, opts)
     if not external and base_env is None:
         base_env = {}
+    if base_env is not None and onbuild:
+        before = base_env.get(KEY)
+        base_env = apply_onbuild(base_env, onbuild)
+        if base_env.get(KEY) != before:
+            result.notes.append(f"the base image's ONBUILD triggers set {KEY}={base_env.get(KEY, '')} before this "
+                                "file's first instruction")
     stage_env = evaluate(an, stage, base_env, opts.build_args, wd, user)
     lint = lint_steps(stage_env, display, stage_env.working_dir, df.escape)
     result.findings += _lint_findings(lint)

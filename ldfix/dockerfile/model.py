@@ -4,11 +4,12 @@ environment of each stage (the base image's Config.Env, then ARG and ENV in orde
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ldfix.dockerfile.parser import KNOWN, Dockerfile, Instruction, ParseError, parse_words
+from ldfix.dockerfile.parser import KNOWN, Dockerfile, Instruction, ParseError, parse, parse_words
 from ldfix.dockerfile.shell import ShellError, expand
 
 WS = re.compile(r"[ \t\r\n\v\f]+")
@@ -173,6 +174,22 @@ def analyze(df: Dockerfile, build_args: Mapping[str, str]) -> Analysis:
                 errors.append(ParseError(instr.start, problem))
         stages[-1].body.append(instr)
     return Analysis(df, meta, stages, errors)
+
+
+def apply_onbuild(env: Mapping[str, str], triggers: Sequence[str]) -> dict[str, str]:
+    """The env after a base image's ONBUILD triggers ran (their ENVs; other triggers do not change it)."""
+    out = dict(env)
+    for trigger in triggers:
+        trig = parse(trigger.encode("utf-8", "surrogateescape"))
+        for instr in trig.instructions[:1]:
+            if instr.name != "env":
+                continue
+            assignments, problem = env_assignments(instr, trig.escape)
+            scope = dict(out)
+            for a in [] if problem else assignments:
+                with contextlib.suppress(ShellError):
+                    out[a.key] = expand(a.raw, scope, trig.escape)
+    return out
 
 
 def evaluate(an: Analysis, stage: Stage, base_env: Mapping[str, str] | None, build_args: Mapping[str, str],

@@ -289,7 +289,8 @@ def open_archive(transport: str, path: str) -> ImageView:
     image_config = ImageConfig(env=env, working_dir=cfg.get("WorkingDir") or "/",
                                architecture=config.get("architecture") or "amd64", os=config.get("os") or "linux",
                                variant=config.get("variant"), labels=cfg.get("Labels") or {},
-                               entrypoint=tuple(cfg.get("Entrypoint") or ()), user=cfg.get("User") or "")
+                               entrypoint=tuple(cfg.get("Entrypoint") or ()), user=cfg.get("User") or "",
+                               onbuild=tuple(cfg.get("OnBuild") or ()))
     view = ImageView(fs, image_config, f"{transport}:{path}", image_id)
     view.notes.append("an image archive is read, not run: libraries[].verified is null "
                       "(docker load it and scan it by name to have its loader check the result)")

@@ -52,6 +52,7 @@ class ImageConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     entrypoint: tuple[str, ...] = ()
     user: str = ""
+    onbuild: tuple[str, ...] = ()  # Config.OnBuild: triggers a child build runs right after its FROM
 
     @property
     def platform(self) -> str:

@@ -205,7 +205,7 @@ def open_daemon_image(ref: ImageRef, platform: str | None, no_pull: bool, quiet:
     config = ImageConfig(env=env, working_dir=cfg.get("WorkingDir") or "/", architecture=arch,
                          os=attrs.get("Os") or "linux", variant=attrs.get("Variant"),
                          labels=cfg.get("Labels") or {}, entrypoint=tuple(cfg.get("Entrypoint") or ()),
-                         user=cfg.get("User") or "")
+                         user=cfg.get("User") or "", onbuild=tuple(cfg.get("OnBuild") or ()))
     layers = None if os.environ.get("LDFIX_DAEMON_READ") == "save" or _remote() else _layer_dirs(attrs)
     if layers is not None:
         view = ImageView(LayerFS(layers), config, ref.value, attrs.get("Id"))

@@ -169,3 +169,27 @@ def test_overlay_from_a_built_image_builds_and_resolves(wheel_image: str, tmp_pa
     report = _build_and_scan(tmp_path / "overlay", wheel_image, "ldfix-test/patched:overlay")
     libs = {lib["soname"]: lib for lib in report["libraries"]}  # type: ignore[union-attr]
     assert libs["libcudnn.so.9"]["via"] == "ld_library_path" and libs["libcudnn.so.9"]["verified"] is True
+
+
+def test_base_image_onbuild_env_counts(tmp_path: Path) -> None:
+    """A base whose ONBUILD ENV puts the CUDA dir on LD_LIBRARY_PATH: a child Dockerfile needs no change, and
+    the report says where the value came from."""
+    from tests.images import load_rootfs_as
+    from tests.stubs import host_glibc_root
+
+    root = tmp_path / "root"
+    host_glibc_root(root)
+    compile_stub(root / "opt/cuda/lib64/libcudart.so.12", "libcudart.so.12")
+    tag = load_rootfs_as(root, "ldfix-test/onbuild:1", "amd64", {"PATH": "/usr/bin"},
+                         ["ENV LD_LIBRARY_PATH=/opt/cuda/lib64"])
+    try:
+        (tmp_path / "Dockerfile").write_text(f"FROM {tag}\nENV APP=1\n")
+        proc = ldfix("patch", "Dockerfile", "--no-pull", "--format", "json", cwd=tmp_path)
+        report = json.loads(proc.stdout)
+        validate_patch(report)
+        assert proc.returncode == 0 and report["changed"] is False, report
+        assert any("ONBUILD" in n for n in report["notes"])
+        (tmp_path / "Dockerfile").write_text(f"FROM {tag} AS base\nFROM base\nENV APP=1\n")
+        assert ldfix("patch", "Dockerfile", "--no-pull", "--check", cwd=tmp_path).returncode == 0
+    finally:
+        docker("rmi", "-f", tag)

@@ -131,3 +131,15 @@ def test_unreachable_daemon_is_one_line_exit_3() -> None:
     assert proc.returncode == 3
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Docker daemon" in lines[0] and "hint:" in lines[0]
+
+
+def test_cuda_release_table() -> None:
+    from ldfix.knowledge import cuda
+
+    k = cuda()
+    assert k.releases_for("libcusolver.so.10") == "CUDA 10.1-11.0"
+    assert k.releases_for("libcudart.so.11.0") == "CUDA 11.0-11.8"
+    assert k.soname_in_release("11.3.1", "libcusolver.so.10") == "libcusolver.so.11"
+    assert k.soname_in_release("12.8.1", "libcufft.so.10") == "libcufft.so.11"
+    assert k.releases_for("libcudnn.so.9") == "CUDA 12.x, 13.x"
+    assert k.releases_for("libfoo.so.1") is None

@@ -117,3 +117,11 @@ def test_expansion_errors() -> None:
             expand(bad, {})
     with pytest.raises(ShellError, match="L: is not allowed to be unset"):
         expand("${L?}", {})
+
+
+def test_base_onbuild_env_triggers() -> None:
+    from ldfix.dockerfile.model import apply_onbuild
+
+    env = apply_onbuild({"LD_LIBRARY_PATH": "/a"}, ["ENV LD_LIBRARY_PATH=/opt/x:$LD_LIBRARY_PATH", "RUN echo",
+                                                    "ENV B legacy value"])
+    assert env == {"LD_LIBRARY_PATH": "/opt/x:/a", "B": "legacy value"}
