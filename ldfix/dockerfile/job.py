@@ -55,10 +55,6 @@ class PatchResult:
     def diff(self) -> str | None:
         return unified_diff(self.path, self.old, self.new) if self.changed else None
 
-    def blocking(self, fail_on: str) -> list[Finding]:
-        threshold = severity_rank(fail_on) if fail_on != "none" else 99
-        return [f for f in self.findings if severity_rank(f.severity) >= threshold]
-
     def unfixed(self, fail_on: str) -> list[Finding]:
         """Findings at or above fail_on that would remain after the change (all of them when nothing changes)."""
         threshold = severity_rank(fail_on) if fail_on != "none" else 99
@@ -124,6 +120,10 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
         result.after = list(result.findings)
         return result
 
+    if base is not None and not base.strip():
+        raise UsageError(f"the base image of the target stage is empty after ARG substitution (line "
+                         f"{an.chain(stage)[0].from_instr.start})", "pass it, e.g. --build-arg BASE=nvidia/cuda:12.8.1-"
+                         "runtime-ubuntu24.04")
     base_view: ImageView | None = None
     oracle = None
     scanned: ImageView | None = None
@@ -172,7 +172,7 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
             scanned.config = replace(scanned.config, env=env, working_dir=stage_env.working_dir)
         report = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
         result.scan = report
-        result.findings += report.findings
+        result.findings += _not_already_linted(report.findings, stage_env)
         fix = report.fix
         add = list(fix.ld_library_path_add) if fix and fix.kind == "env" else []
         run_lines = list(fix.run_lines) if fix and fix.kind == "ldconfig" else []
@@ -192,6 +192,19 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
         result.new = data
         result.after = list(result.findings)
     return result
+
+
+def _not_already_linted(findings: list[Finding], stage_env: StageEnv) -> list[Finding]:
+    """The scan's findings, less its LD_LIBRARY_PATH entry findings for entries this Dockerfile wrote itself:
+    the lint already reports those on their lines."""
+    written = [step.assignment.raw for step in stage_env.steps if step.assignment.key == KEY]
+    out = []
+    for f in findings:
+        entry_finding = f.soname is None and f.code in ("LDPATH_BAD", "COMPAT", "STUB") and f.paths
+        if entry_finding and any(f.paths[0] and f.paths[0] in raw for raw in written):
+            continue
+        out.append(f)
+    return out
 
 
 def _reason(report: Report) -> str:

@@ -36,7 +36,6 @@ class Plan:
     repaired: list[int]  # first lines of instructions rewritten in place
     inserted: int | None  # the line after which new lines go
     dropped: list[str]  # entries a repair removed
-    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:

@@ -121,3 +121,10 @@ def test_several_files_as_pre_commit_passes_them(tmp_path: Path) -> None:
     assert ldfix("--format", "json", str(bad), str(good), *BASE).returncode == 2
     hooks = (Path(__file__).resolve().parent.parent.parent / ".pre-commit-hooks.yaml").read_text()
     assert "id: ldfix-check" in hooks and "entry: ldfix patch --check" in hooks and "types: [dockerfile]" in hooks
+
+
+def test_base_image_from_a_missing_build_arg_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_bytes(b"ARG BASE\nFROM ${BASE}\nENV A=1\n")
+    proc = ldfix(str(path))
+    assert proc.returncode == 2 and "empty after ARG substitution" in proc.stderr and "--build-arg" in proc.stderr
