@@ -60,7 +60,14 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
                lib: list[str], platform: str | None, fmt: Format | None, output: str | None, fail_on: FailOn,
                no_pull: bool, static: bool, quiet: bool) -> None:
     from ldfix.dockerfile.job import Options, check_exit, run
-    from ldfix.report.patch import finding_lines, render_json, render_markdown, render_sarif, render_text
+    from ldfix.report.patch import (
+        finding_lines,
+        render_json,
+        render_markdown,
+        render_sarif,
+        render_text,
+        scan_summary,
+    )
 
     views: list[ImageView] = []
 
@@ -122,7 +129,8 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
     elif fmt is Format.table:
         text = render_text(result)
     else:
-        for line in finding_lines(result) + [f"note: {n}" for n in result.notes]:
+        summary = scan_summary(result)
+        for line in finding_lines(result) + ([summary] if summary else []) + [f"note: {n}" for n in result.notes]:
             sys.stderr.write(line + "\n")
         if mode == "diff":
             text = result.diff or ""

@@ -3,6 +3,7 @@ edit, re-check the patched file's LD_LIBRARY_PATH against the same image, and sa
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -115,7 +116,11 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
     if findings or stage is None:
         # Docker would reject the file: report, lint what can be linted, never edit
         if stage is not None:
-            stage_env = evaluate(an, stage, opts.base_env, opts.build_args)
+            base_env = opts.base_env
+            if base_env is None and base and base.lower() != "scratch":
+                with contextlib.suppress(LdfixError):  # the base's env if it is already here; never pulled
+                    base_env = dict(opener(base, True)[0].config.env)
+            stage_env = evaluate(an, stage, base_env, opts.build_args)
             result.findings += _lint_findings(lint_steps(stage_env, display, stage_env.working_dir, df.escape))
         result.after = list(result.findings)
         return result

@@ -49,10 +49,30 @@ def finding_lines(result: PatchResult) -> list[str]:
     return out
 
 
+def scan_summary(result: PatchResult) -> str | None:
+    """One line on how the scanned image resolves its libraries, e.g. that everything goes through
+    ld.so.cache whatever LD_LIBRARY_PATH says."""
+    if result.scan is None:
+        return None
+    libs = result.scan.libraries
+    resolved = [lib for lib in libs if lib.status == "resolved"]
+    vias: dict[str, int] = {}
+    for lib in resolved:
+        vias[lib.via or "?"] = vias.get(lib.via or "?", 0) + 1
+    how = ", ".join(f"{n} via {via}" for via, n in sorted(vias.items(), key=lambda kv: -kv[1]))
+    unresolved = sum(1 for lib in libs if lib.status == "unresolved")
+    checked = "checked by the image's own loader" if resolved and all(lib.verified for lib in resolved) else (
+        "not checked by a loader")
+    return (f"{result.scanned_ref}: {len(resolved)} libraries resolve ({how}), {unresolved} do not; {checked}"
+            if resolved else f"{result.scanned_ref}: no CUDA library found to check")
+
+
 def render_text(result: PatchResult) -> str:
     """Findings, notes and the diff as plain text (the table format when stdout is not a terminal)."""
     out = [f"ldfix patch {result.path} (stage {result.target_stage or '?'}, base {result.base_image or '?'})", ""]
     out += finding_lines(result) or ["no findings"]
+    summary = scan_summary(result)
+    out += [summary] if summary else []
     out += [f"note: {n}" for n in result.notes]
     out.append("")
     out.append(result.diff or "no change needed\n")
