@@ -5,6 +5,7 @@ environment of each stage (the base image's Config.Env, then ARG and ENV in orde
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -169,7 +170,12 @@ def analyze(df: Dockerfile, build_args: Mapping[str, str]) -> Analysis:
             errors.append(ParseError(instr.start, "no build stage in current context"))
             continue
         if name == "env":
-            _, problem = env_assignments(instr, df.escape)
+            assignments, problem = env_assignments(instr, df.escape)
+            for a in assignments:
+                try:
+                    expand(a.raw, {}, df.escape)
+                except ShellError as err:  # BuildKit fails the build: "failed to process ...: <err>"
+                    problem = problem or f"failed to process {json.dumps(a.raw)}: {err}"
             if problem:
                 errors.append(ParseError(instr.start, problem))
         stages[-1].body.append(instr)
