@@ -22,6 +22,8 @@ FRAGMENTS = [
     ["ENV LD_LIBRARY_PATH=/usr/local/cuda/compat:$LD_LIBRARY_PATH"], ["ENV C=3 LD_LIBRARY_PATH='$LD_LIBRARY_PATH:/z' D=4"],
     ["ENV E=5 \\", "    LD_LIBRARY_PATH=/w# \\", "    F=6"], ["WORKDIR /w"], ["USER app"], ["ARG V=1"], ["COPY a b"],
     ["ONBUILD ENV LD_LIBRARY_PATH=/o"], ["FROM base AS next"], ["FROM img:2"], ['CMD ["python3"]'],
+    ["ENV LD_LIBRARY_PATH ${LD_LIBRARY_PATH}:/c d;/g#h"], ['ENV LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-/def}:lib"'],
+    ["env C=2 LD_LIBRARY_PATH=/x/stubs:$OTHER/lib:/a/b/ A=1"], ["ENV LD_LIBRARY_PATH='${LD_LIBRARY_PATH}'::/e\\ f"],
 ]
 
 
