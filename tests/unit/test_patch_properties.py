@@ -69,3 +69,19 @@ def test_patch_keeps_lines_and_is_idempotent(data: bytes, base_env: dict[str, st
         assert any(candidate == line or candidate.rstrip(b"\r\n") == line for candidate in it), line
     again, repaired, _ = _patch(new, base_env, "/opt/cuda/lib64")
     assert again == new and not repaired
+
+
+def test_run_ldconfig_goes_after_the_last_run_and_as_root() -> None:
+    data = b"FROM img:1\nUSER app\nENV A=1\nRUN make install\n# hadolint ignore=DL3025\nCMD python3\n"
+    df = parse(data)
+    an = analyze(df, {})
+    stage = an.target(None)
+    assert stage is not None
+    p = plan(an, stage, [], [], ["RUN ldconfig"])
+    assert apply(df, p.edits) == (b"FROM img:1\nUSER app\nENV A=1\nRUN make install\nUSER root\nRUN ldconfig\n"
+                                  b"USER app\n# hadolint ignore=DL3025\nCMD python3\n")
+    lower = parse(data.lower())
+    an2 = analyze(lower, {})
+    assert an2.target(None) is not None
+    out = apply(lower, plan(an2, an2.target(None), [], [], ["RUN ldconfig"]).edits)  # type: ignore[arg-type]
+    assert b"\nuser root\nrun ldconfig\nuser app\n" in out
