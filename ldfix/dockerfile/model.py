@@ -88,13 +88,14 @@ class Analysis:
 
 def env_assignments(instr: Instruction, escape: str) -> tuple[list[Assignment], str | None]:
     """parseNameVal: the assignments of an ENV (or the error BuildKit gives)."""
+    what = instr.keyword.upper()
     words = parse_words(instr.args, escape)
     if not words:
-        return [], "ENV requires at least one argument"
+        return [], f"{what} requires at least one argument"
     if "=" not in words[0]:
         parts = WS.split(instr.args.strip(" \t"), maxsplit=1)
         if len(parts) < 2:
-            return [], "ENV must have two arguments"
+            return [], f"{what} must have two arguments"
         return [Assignment(parts[0], parts[1], True, instr)], None
     out = []
     for word in words:
@@ -136,6 +137,15 @@ def analyze(df: Dockerfile, build_args: Mapping[str, str]) -> Analysis:
                                                       "trigger"))
             elif instr.sub.name not in KNOWN:
                 errors.append(ParseError(instr.start, f"unknown instruction: {instr.sub.keyword.upper()}"))
+        if name in ("env", "label"):  # parseNameVal runs in the parser, before any stage logic
+            assignments, problem = env_assignments(instr, df.escape)
+            for a in assignments:
+                try:
+                    expand(a.raw, {}, df.escape)
+                except ShellError as err:  # BuildKit fails the build: "failed to process ...: <err>"
+                    problem = problem or f"failed to process {json.dumps(a.raw)}: {err}"
+            if problem:
+                errors.append(ParseError(instr.start, problem))
         if name == "from":
             words = WS.split(instr.args.strip()) if instr.args.strip() else []
             if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
@@ -169,15 +179,6 @@ def analyze(df: Dockerfile, build_args: Mapping[str, str]) -> Analysis:
                 continue
             errors.append(ParseError(instr.start, "no build stage in current context"))
             continue
-        if name == "env":
-            assignments, problem = env_assignments(instr, df.escape)
-            for a in assignments:
-                try:
-                    expand(a.raw, {}, df.escape)
-                except ShellError as err:  # BuildKit fails the build: "failed to process ...: <err>"
-                    problem = problem or f"failed to process {json.dumps(a.raw)}: {err}"
-            if problem:
-                errors.append(ParseError(instr.start, problem))
         stages[-1].body.append(instr)
     return Analysis(df, meta, stages, errors)
 
