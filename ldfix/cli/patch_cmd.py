@@ -130,7 +130,8 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
         text = render_text(result)
     else:
         summary = scan_summary(result)
-        for line in finding_lines(result) + ([summary] if summary else []) + [f"note: {n}" for n in result.notes]:
+        lines = finding_lines(result, show_info=fail_on is FailOn.info)
+        for line in lines + ([summary] if summary else []) + [f"note: {n}" for n in result.notes]:
             sys.stderr.write(line + "\n")
         if mode == "diff":
             text = result.diff or ""

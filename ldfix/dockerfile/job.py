@@ -47,6 +47,7 @@ class PatchResult:
     scanned_ref: str | None = None
     notes: list[str] = field(default_factory=list)
     after: list[Finding] = field(default_factory=list)  # what would be reported for the patched file
+    from_line: int | None = None  # the FROM line of the external base the target stage builds on
 
     @property
     def changed(self) -> bool:
@@ -113,6 +114,7 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
     base = an.root_base(stage) if stage else None
     result = PatchResult(display, stage.name if stage and stage.name else ("final" if stage else None), base,
                          findings, None, data, data, None, None)
+    result.from_line = an.chain(stage)[0].from_instr.start if stage else None
     if findings or stage is None:
         # Docker would reject the file: report, lint what can be linted, never edit
         if stage is not None:

@@ -38,12 +38,15 @@ def render_json(result: PatchResult) -> str:
 
 
 def render_sarif(result: PatchResult) -> str:
-    return document(results(result.findings, result.path, result.scanned_ref))
+    return document(results(result.findings, result.path, result.scanned_ref, result.from_line or 1))
 
 
-def finding_lines(result: PatchResult) -> list[str]:
+def finding_lines(result: PatchResult, show_info: bool = True) -> list[str]:
+    """hadolint-style lines, `FILE:LINE CODE severity: message`, image findings named by the image and soname."""
     out = []
     for f in result.findings:
+        if f.severity == "info" and not show_info:
+            continue
         where = f"{f.file}:{f.line}" if f.file else f"{result.scanned_ref or 'image'} {f.soname or ''}".rstrip()
         out.append(f"{where} {f.code} {f.severity}: {f.message}")
     return out

@@ -10,7 +10,10 @@ from ldfix.diagnose.finding import Finding, Report
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
 
-def results(findings: list[Finding], artifact: str | None, image_ref: str | None) -> list[dict[str, Any]]:
+def results(findings: list[Finding], artifact: str | None, image_ref: str | None, default_line: int = 1
+            ) -> list[dict[str, Any]]:
+    """SARIF results; a finding without a file of its own is placed on `artifact` at `default_line` (for
+    `ldfix patch`: the FROM line of the image it is about)."""
     out = []
     for f in findings:
         res: dict[str, Any] = {"ruleId": f.code, "level": LEVELS.get(f.severity, "note"),
@@ -20,7 +23,7 @@ def results(findings: list[Finding], artifact: str | None, image_ref: str | None
                                                       "region": {"startLine": f.line or 1}}}]
         elif artifact:
             res["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": artifact},
-                                                      "region": {"startLine": 1}}}]
+                                                      "region": {"startLine": default_line}}}]
         else:
             res["locations"] = [{"logicalLocations": [{"name": image_ref or "image", "kind": "module"}]}]
         out.append(res)

@@ -193,3 +193,11 @@ def test_base_image_onbuild_env_counts(tmp_path: Path) -> None:
         assert ldfix("patch", "Dockerfile", "--no-pull", "--check", cwd=tmp_path).returncode == 0
     finally:
         docker("rmi", "-f", tag)
+
+
+def test_sarif_puts_image_findings_on_the_from_line(wheel_image: str, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(f"# build on the wheel image\nARG X=1\nFROM {wheel_image}\nENV A=1\n")
+    sarif = json.loads(ldfix("patch", "Dockerfile", "--no-pull", "--format", "sarif", cwd=tmp_path).stdout)
+    missing = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "PATH_MISSING")
+    assert missing["locations"][0]["physicalLocation"]["region"]["startLine"] == 3
+    assert missing["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "Dockerfile"
