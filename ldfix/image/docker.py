@@ -299,7 +299,6 @@ class DockerOracle:
         directory when the daemon is local (no mount needed), else through the archive API."""
         if self.local:
             with contextlib.suppress(Exception):
-                container.reload()
                 upper = container.attrs["GraphDriver"]["Data"]["UpperDir"]
                 if upper and os.path.isdir(upper):
                     for name, data in files.items():
