@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ldfix.image.base import Kind
 from ldfix.image.pathwalk import PathError, Walker
 from ldfix.loader.elf import probe_any
-from ldfix.loader.ldcache import HWCAP_EXTENSION, CacheEntry, LdCache
+from ldfix.loader.ldcache import HWCAP_EXTENSION, CacheEntry, LdCache, libcmp
 from ldfix.loader.platform import LoaderPlatform
 
 CONF = "/etc/ld.so.conf"
@@ -94,33 +94,6 @@ def glob(walker: Walker, pattern: str) -> list[str]:
 def is_dso_name(name: str) -> bool:
     """elf/dl-is_dso.h: lib*.so*, ld-*.so*, ld.so.*, ld64.so.*."""
     return ((name.startswith(("lib", "ld-")) and ".so" in name) or name.startswith(("ld.so.", "ld64.so.")))
-
-
-def libcmp(a: str, b: str) -> int:
-    """_dl_cache_libcmp: digit runs compare numerically, digits sort after other characters."""
-    i = j = 0
-    while i < len(a) and j < len(b):
-        ca, cb = a[i], b[j]
-        if ca.isdigit() and cb.isdigit():
-            si = i
-            while i < len(a) and a[i].isdigit():
-                i += 1
-            sj = j
-            while j < len(b) and b[j].isdigit():
-                j += 1
-            va, vb = int(a[si:i]), int(b[sj:j])
-            if va != vb:
-                return -1 if va < vb else 1
-            continue
-        if ca.isdigit():
-            return 1
-        if cb.isdigit():
-            return -1
-        if ca != cb:
-            return -1 if ca < cb else 1
-        i += 1
-        j += 1
-    return (len(a) - i) - (len(b) - j)
 
 
 @dataclass(frozen=True)

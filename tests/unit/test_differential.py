@@ -14,10 +14,13 @@ import pytest
 from tests.layouts import generate, materialize, run_model, run_real
 
 CASES = int(os.environ.get("LDFIX_DIFF_CASES", "320"))
+# seeds beyond the default range that once disagreed, kept as regressions: 794 is an old-format cache that
+# ldconfig 2.36 wrote with garbage offsets in all but its first entry; glibc still finds that entry
+REGRESSIONS = [794]
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("seed", range(CASES))
+@pytest.mark.parametrize("seed", sorted({*range(CASES), *REGRESSIONS}))
 def test_model_agrees_with_real_loader(seed: int, tmp_path_factory: pytest.TempPathFactory) -> None:
     lay = generate(seed)
     root = str(tmp_path_factory.mktemp(f"layout{seed}") / "root")

@@ -92,3 +92,27 @@ def test_truncated_caches_are_rejected_not_crashed() -> None:
         parse_cache(NEW_MAGIC + b"\0" * 4)
     with pytest.raises(CacheFormatError):
         parse_cache(OLD_MAGIC + b"\0\xff\xff\xff\xff")
+
+
+def test_bogus_offsets_are_checked_only_where_the_search_looks() -> None:
+    """glibc accepts a cache whose header is sound and checks each key or value offset only when its binary
+    search reaches that slot (elf/dl-cache.c search_cache): a bogus key at a probed slot ends the search, a
+    bogus value makes that entry unusable, and entries never probed do not matter."""
+    import struct
+
+    from ldfix.loader.ldcache import parse_cache
+
+    strings = b"libb.so.1\0/l/libb.so.1\0liba.so.1\0/l/liba.so.1\0"
+    def old(entries: list[tuple[int, int, int]]) -> bytes:
+        head = b"ld.so-1.7.0\0" + struct.pack("<I", len(entries))
+        return head + b"".join(struct.pack("<iII", *e) for e in entries) + strings
+
+    # the table sorts in descending libcmp order: libb before liba
+    good = parse_cache(old([(0x0303, 0, 10), (0x0303, 23, 33)]))
+    assert good.lookup("liba.so.1", frozenset({0x0303}), ()).path == "/l/liba.so.1"  # type: ignore[union-attr]
+    assert good.lookup("libb.so.1", frozenset({0x0303}), ()).path == "/l/libb.so.1"  # type: ignore[union-attr]
+    broken_value = parse_cache(old([(0x0303, 0, 10), (0x0303, 23, 99999)]))
+    assert broken_value.lookup("liba.so.1", frozenset({0x0303}), ()) is None
+    assert broken_value.lookup("libb.so.1", frozenset({0x0303}), ()).path == "/l/libb.so.1"  # type: ignore[union-attr]
+    broken_first_key = parse_cache(old([(0x0303, 99999, 10), (0x0303, 23, 33)]))
+    assert broken_first_key.lookup("libb.so.1", frozenset({0x0303}), ()) is None  # the first probe gives up
