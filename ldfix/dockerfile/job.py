@@ -260,6 +260,10 @@ def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None
         return verified
     again = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
     result.after = after + again.findings
+    before = {lib.soname: lib.realpath for lib in result.scan.libraries if lib.status == "resolved"}
+    for lib in again.libraries:
+        if lib.soname in before and lib.status == "resolved" and lib.realpath != before[lib.soname]:
+            result.notes.append(f"with the patch {lib.soname} loads {lib.realpath} instead of {before[lib.soname]}")
     unresolved = [lib.soname for lib in again.libraries if lib.status == "unresolved"]
     if unresolved:
         result.notes.append("after the patch these still do not resolve: " + ", ".join(unresolved))
