@@ -268,7 +268,19 @@ def open_archive(transport: str, path: str) -> ImageView:
         raise ImageAccessError(f"{transport}:{path} is not {want}",
                                "oci-dir: takes an unpacked OCI layout; docker-archive: and oci-archive: take tar files")
     src = _Source(path, is_dir)
-    layers, config, image_id = _layers_and_config(src, transport)
+    try:
+        layers, config, image_id = _layers_and_config(src, transport)
+        if not isinstance(config, dict) or not all(isinstance(x, str) for x in layers):
+            raise TypeError("unexpected JSON types")
+        cfg = config.get("config") or {}
+        raw_env = cfg.get("Env") or []
+        if not isinstance(cfg, dict) or not isinstance(raw_env, list) or not all(isinstance(x, str) for x in raw_env):
+            raise TypeError("unexpected JSON types in the image config")
+    except (TypeError, KeyError, AttributeError, ValueError) as err:
+        if src.fh is not None:
+            src.fh.close()
+        raise ImageAccessError(f"{transport}:{path} has a malformed manifest or config ({err})",
+                               "save or copy the image again") from None
     fs = ArchiveFS()
     if src.fh is not None:
         fs._files.append(src.fh)
@@ -284,8 +296,7 @@ def open_archive(transport: str, path: str) -> ImageView:
             raise ImageAccessError(f"{transport}:{path} has zstd-compressed layers, which this version cannot read",
                                    "docker load it and scan it from the daemon")
         fs.add_layer(fh, start, size)
-    cfg = config.get("config") or {}
-    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in (cfg.get("Env") or []))
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw_env)
     image_config = ImageConfig(env=env, working_dir=cfg.get("WorkingDir") or "/",
                                architecture=config.get("architecture") or "amd64", os=config.get("os") or "linux",
                                variant=config.get("variant"), labels=cfg.get("Labels") or {},

@@ -1,0 +1,105 @@
+"""Image archives read without running anything: OCI whiteouts, hard links, hostile member names, and
+random bytes never escape as a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ldfix.errors import ImageAccessError
+from ldfix.image.archive import open_archive
+from ldfix.image.base import Kind
+from ldfix.image.pathwalk import Walker
+
+
+def _tar(members: list[tuple[str, bytes | str | None, str]]) -> bytes:
+    """(name, data | link target | None for a directory, kind: file|dir|sym|hard) -> tar bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, kind in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind in ("sym", "hard"):
+                info.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
+                info.linkname = str(data)
+                tar.addfile(info)
+            else:
+                raw = data if isinstance(data, bytes) else b""
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+    return buf.getvalue()
+
+
+def _save(path: Path, layers: list[bytes], env: list[str]) -> Path:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": env}}).encode()
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": ["x:1"],
+                            "Layers": [f"l{i}.tar" for i in range(len(layers))]}]).encode()
+    members: list[tuple[str, bytes | str | None, str]] = [("c.json", config, "file"), ("manifest.json", manifest, "file")]
+    members += [(f"l{i}.tar", layer, "file") for i, layer in enumerate(layers)]
+    path.write_bytes(_tar(members))
+    return path
+
+
+def test_layers_stack_with_whiteouts_and_links(tmp_path: Path) -> None:
+    lower = _tar([("usr/", None, "dir"), ("usr/lib/", None, "dir"), ("usr/lib/a.so", b"AAAA", "file"),
+                  ("usr/lib/b.so", b"BBBB", "file"), ("opt/old/x", b"x", "file")])
+    upper = _tar([("usr/lib/.wh.a.so", b"", "file"), ("usr/lib/c.so", "b.so", "sym"),
+                  ("usr/lib/d.so", "usr/lib/b.so", "hard"), ("opt/old/.wh..wh..opq", b"", "file"),
+                  ("opt/old/y", b"y", "file"), ("../../etc/escape", b"no", "file")])
+    view = open_archive("docker-archive", str(_save(tmp_path / "i.tar", [lower, upper], ["LD_LIBRARY_PATH=/x"])))
+    fs = view.fs
+    assert fs.lstat("/usr/lib/a.so") is None  # whited out
+    assert fs.read("/usr/lib/b.so", 0, 10) == b"BBBB"
+    assert fs.lstat("/usr/lib/c.so").kind is Kind.LINK  # type: ignore[union-attr]
+    assert fs.read("/usr/lib/d.so", 1, 2) == b"BB"  # a hard link reads its target's bytes
+    assert sorted(fs.listdir("/opt/old")) == ["y"]  # the opaque directory hides the lower x
+    assert fs.lstat("/etc/escape") is not None and fs.lstat("/../etc/escape") is None  # names stay inside
+    assert Walker(fs).stat("/usr/lib/c.so")[0] == "/usr/lib/b.so"  # type: ignore[index]
+    assert view.config.env == {"LD_LIBRARY_PATH": "/x"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=4096))
+def test_random_bytes_are_a_clean_error(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "junk.tar"
+    path.write_bytes(data)
+    for transport in ("docker-archive", "oci-archive"):
+        with contextlib.suppress(ImageAccessError):  # any other exception fails the test
+            open_archive(transport, str(path))
+
+
+MANIFEST = b'[{"Config":"c.json","Layers":["l.tar"]}]'
+MALFORMED = {
+    "manifest not json": [("manifest.json", b"{", "file")],
+    "manifest not a list": [("manifest.json", b'{"a":1}', "file")],
+    "layers not a list": [("manifest.json", b'[{"Config":"c.json","Layers":5}]', "file"), ("c.json", b"{}", "file")],
+    "config missing": [("manifest.json", b'[{"Config":"c.json","Layers":[]}]', "file")],
+    "config not an object": [("manifest.json", b'[{"Config":"c.json","Layers":[]}]', "file"), ("c.json", b"[1]", "file")],
+    "env not a list": [("manifest.json", b'[{"Config":"c.json","Layers":[]}]', "file"),
+                       ("c.json", b'{"config":{"Env":"A=1"}}', "file")],
+    "layer missing": [("manifest.json", MANIFEST, "file"), ("c.json", b"{}", "file")],
+    "layer not a tar": [("manifest.json", MANIFEST, "file"), ("c.json", b"{}", "file"), ("l.tar", b"junk" * 300, "file")],
+    "gzip layer corrupt": [("manifest.json", MANIFEST, "file"), ("c.json", b"{}", "file"),
+                           ("l.tar", b"\x1f\x8b" + b"x" * 100, "file")],
+    "index digest missing": [("index.json", b'{"manifests":[{"digest":"sha256:00"}]}', "file")],
+}
+
+
+def test_malformed_archives_are_clean_errors(tmp_path: Path) -> None:
+    for name, members in MALFORMED.items():
+        path = tmp_path / f"{name.replace(' ', '-')}.tar"
+        path.write_bytes(_tar(members))
+        try:
+            open_archive("docker-archive", str(path))
+        except ImageAccessError as err:
+            assert err.message and err.hint, name
+        else:
+            raise AssertionError(f"{name}: accepted")
