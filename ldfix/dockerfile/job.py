@@ -131,28 +131,8 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
         raise UsageError(f"the base image of the target stage is empty after ARG substitution (line "
                          f"{an.chain(stage)[0].from_instr.start})", "pass it, e.g. --build-arg BASE=nvidia/cuda:12.8.1-"
                          "runtime-ubuntu24.04")
-    base_view: ImageView | None = None
-    oracle = None
-    scanned: ImageView | None = None
     external = base is not None and base.lower() != "scratch"
-    if opts.image is not None:
-        scanned, oracle = opener(opts.image, opts.no_pull)
-    elif opts.build:
-        from ldfix.image.docker import build_image
-
-        image_id = build_image(path, opts.target, opts.build_args)
-        result.notes.append(f"built {display} as {image_id}")
-        scanned, oracle = opener(image_id, True)
-    if opts.base_env is None and external and base is not None:
-        if scanned is None:
-            base_view, oracle = opener(base, opts.no_pull)
-            scanned = base_view
-        else:
-            try:  # only for the base env the Dockerfile starts from; never pulled for this
-                base_view, _ = opener(base, True)
-            except LdfixError:
-                result.notes.append(f"the base image {base} is not present locally: its env is unknown, so "
-                                    "unguarded $LD_LIBRARY_PATH references are checked against the built image only")
+    base_view, scanned, oracle = _open_images(path, opts, base if external else None, opener, result)
     base_env, wd, user, onbuild = _base_facts(base_view, opts)
     if not external and base_env is None:
         base_env = {}
@@ -199,6 +179,34 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
         result.new = data
         result.after = list(result.findings)
     return result
+
+
+def _open_images(path: str, opts: Options, base: str | None, opener: Opener, result: PatchResult
+                 ) -> tuple[ImageView | None, ImageView | None, Any]:
+    """(the base image, the image to scan, its loader oracle). The scanned image is the base, or the one
+    --image names, or the one --build makes; the base is opened for its env unless --base-env stands in."""
+    base_view: ImageView | None = None
+    scanned: ImageView | None = None
+    oracle = None
+    if opts.image is not None:
+        scanned, oracle = opener(opts.image, opts.no_pull)
+    elif opts.build:
+        from ldfix.image.docker import build_image
+
+        image_id = build_image(path, opts.target, opts.build_args)
+        result.notes.append(f"built {result.path} as {image_id}")
+        scanned, oracle = opener(image_id, True)
+    if opts.base_env is None and base is not None:
+        if scanned is None:
+            base_view, oracle = opener(base, opts.no_pull)
+            scanned = base_view
+        else:
+            try:  # only for the env the Dockerfile starts from; never pulled for this
+                base_view, _ = opener(base, True)
+            except LdfixError:
+                result.notes.append(f"the base image {base} is not present locally: its env is unknown, so "
+                                    "unguarded $LD_LIBRARY_PATH references are checked against the built image only")
+    return base_view, scanned, oracle
 
 
 def _not_already_linted(findings: list[Finding], stage_env: StageEnv) -> list[Finding]:
