@@ -394,8 +394,9 @@ def _build(cli: Any, what: str, **kwargs: Any) -> str:
                 detail = event.get("errorDetail") or {}
                 message = str(detail.get("message") or event.get("error") or "build failed").strip()
                 raise ImageAccessError(f"docker build of {what} failed: {message.splitlines()[0][:300]}",
-                                       "fix the build (docker build shows the whole log), or scan an image you built "
-                                       "with --image REF")
+                                       "fix the build (docker build shows the whole log); the daemon's build API "
+                                       "has no heredocs or RUN --mount, so for those build with docker buildx and "
+                                       "scan the result with --image REF")
             text = event.get("stream")
             if text and log is not None:
                 log(str(text))
