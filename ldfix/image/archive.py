@@ -281,21 +281,28 @@ def open_archive(transport: str, path: str) -> ImageView:
             src.fh.close()
         raise ImageAccessError(f"{transport}:{path} has a malformed manifest or config ({err})",
                                "save or copy the image again") from None
+    except BaseException:
+        if src.fh is not None:
+            src.fh.close()
+        raise
     fs = ArchiveFS()
     if src.fh is not None:
         fs._files.append(src.fh)
-    for name in layers:
-        fh, start, size = src.layer(name)
-        if is_dir:
-            fs._files.append(fh)
-        magic = _head(fh, start)
-        if magic.startswith(GZIP):
-            fh, start, size = _inflate(fh, start, size, fs)
-        elif magic == ZSTD:
-            fs.close()
-            raise ImageAccessError(f"{transport}:{path} has zstd-compressed layers, which this version cannot read",
-                                   "docker load it and scan it from the daemon")
-        fs.add_layer(fh, start, size)
+    try:
+        for name in layers:
+            fh, start, size = src.layer(name)
+            if is_dir:
+                fs._files.append(fh)
+            magic = _head(fh, start)
+            if magic.startswith(GZIP):
+                fh, start, size = _inflate(fh, start, size, fs)
+            elif magic == ZSTD:
+                raise ImageAccessError(f"{transport}:{path} has zstd-compressed layers, which this version cannot "
+                                       "read", "docker load it and scan it from the daemon")
+            fs.add_layer(fh, start, size)
+    except BaseException:
+        fs.close()  # no open file or inflated temporary layer outlives a failed open
+        raise
     env = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw_env)
     image_config = ImageConfig(env=env, working_dir=cfg.get("WorkingDir") or "/",
                                architecture=config.get("architecture") or "amd64", os=config.get("os") or "linux",

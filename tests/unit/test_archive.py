@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -103,3 +104,4 @@ def test_malformed_archives_are_clean_errors(tmp_path: Path) -> None:
             assert err.message and err.hint, name
         else:
             raise AssertionError(f"{name}: accepted")
+    assert not list(Path(tempfile.gettempdir()).glob("ldfix-layer-*")), "a failed open leaves no inflated layer"
