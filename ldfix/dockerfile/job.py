@@ -132,6 +132,9 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
                          f"{an.chain(stage)[0].from_instr.start})", "pass it, e.g. --build-arg BASE=nvidia/cuda:12.8.1-"
                          "runtime-ubuntu24.04")
     external = base is not None and base.lower() != "scratch"
+    if external and base is not None and "@" not in base and ":" not in base.rsplit("/", 1)[-1]:
+        result.notes.append(f"FROM {base} has no tag: Docker builds it as {base}:latest, and so does this check")
+        base = f"{base}:latest"
     base_view, scanned, oracle = _open_images(path, opts, base if external else None, opener, result)
     base_env, wd, user, onbuild = _base_facts(base_view, opts)
     if not external and base_env is None:

@@ -201,3 +201,16 @@ def test_sarif_puts_image_findings_on_the_from_line(wheel_image: str, tmp_path: 
     missing = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "PATH_MISSING")
     assert missing["locations"][0]["physicalLocation"]["region"]["startLine"] == 3
     assert missing["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "Dockerfile"
+
+
+def test_untagged_from_means_latest_as_docker_builds_it(wheel_image: str, tmp_path: Path) -> None:
+    assert docker("tag", wheel_image, "ldfix-test/untagged:latest").returncode == 0
+    try:
+        (tmp_path / "Dockerfile").write_text("FROM ldfix-test/untagged\nENV A=1\n")
+        proc = ldfix("patch", "Dockerfile", "--no-pull", "--format", "json", cwd=tmp_path)
+        report = json.loads(proc.stdout)
+        validate_patch(report)
+        assert any("builds it as ldfix-test/untagged:latest" in n for n in report["notes"])
+        assert report["changed"] is True and WHEEL_CUDNN in report["diff"]
+    finally:
+        docker("rmi", "ldfix-test/untagged:latest")
