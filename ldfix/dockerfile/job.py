@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ldfix.diagnose.finding import Finding, Report, severity_rank
-from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, syntax_findings
+from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, stage_findings, syntax_findings
 from ldfix.dockerfile.model import Analysis, StageEnv, analyze, apply_onbuild, evaluate
 from ldfix.dockerfile.parser import Dockerfile, parse
 from ldfix.dockerfile.patch import Plan, apply, plan, unified_diff
@@ -147,7 +147,7 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
                                 "file's first instruction")
     stage_env = evaluate(an, stage, base_env, opts.build_args, wd, user)
     lint = lint_steps(stage_env, display, stage_env.working_dir, df.escape)
-    result.findings += _lint_findings(lint)
+    result.findings += _lint_findings(lint) + stage_findings(an, stage, display, user)
 
     report = None
     ctx = None
@@ -248,9 +248,11 @@ def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None
         return False
     env2: StageEnv = evaluate(an2, stage2, base_env, opts.build_args, wd, user)
     after = _lint_findings(lint_steps(env2, result.path, env2.working_dir, df2.escape))
+    after += stage_findings(an2, stage2, result.path, user)
     result.after = after
     if any(f.severity == "error" for f in after):
-        result.notes.append("the repaired line still has findings: " + "; ".join(f.message for f in after))
+        result.notes.append("the repaired line still has findings: " + "; ".join(
+            f.message for f in after if f.severity == "error"))
         return False
     if scanned is None or result.scan is None:
         return None

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ldfix.diagnose.finding import Finding
-from ldfix.dockerfile.model import Analysis, EnvStep, StageEnv
+from ldfix.dockerfile.model import Analysis, EnvStep, Stage, StageEnv, env_assignments
 from ldfix.dockerfile.parser import ParseError
 from ldfix.dockerfile.shell import ShellError, expand
 from ldfix.loader.env import split_ld_library_path
@@ -129,3 +129,32 @@ def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: 
             add("LDPATH_BAD", "warning", f"this ENV drops the inherited {KEY} entries {', '.join(dropped)}",
                 f"keep them with the {GUARD_FIX} guard, or confirm they are not needed", repair=False)
     return StepFindings(step, found, repairable)
+
+
+def stage_findings(an: Analysis, target: Stage, path: str, base_user: str = "") -> list[Finding]:
+    """Findings about the stage graph and the instructions around the library path, on their lines:
+    an LD_LIBRARY_PATH set only in a stage the target does not build FROM (COPY --from copies files, never
+    ENV), and a `RUN ldconfig` that runs as a non-root USER (it cannot rewrite /etc/ld.so.cache)."""
+    out: list[Finding] = []
+    chain = {st.index for st in an.chain(target)}
+    for st in an.stages:
+        if st.index in chain:
+            continue
+        for instr in st.body:
+            if instr.name == "env" and any(a.key == KEY for a in env_assignments(instr, an.df.escape)[0]):
+                label = f"stage '{st.name}'" if st.name else f"stage {st.index}"
+                out.append(Finding("LDPATH_BAD", "warning", f"{KEY} is set in {label}, which the target stage does "
+                                   "not build FROM: it does not reach the final image (COPY --from copies files, "
+                                   "not ENV)", file=path, line=instr.start,
+                                   fix="set it in the target stage (ldfix patch does that when a library needs it)"))
+    user = base_user
+    for st in an.chain(target):
+        for instr in st.body:
+            if instr.name == "user":
+                user = instr.args.strip()
+            elif instr.name == "run" and re.search(r"(^|[\s;&|/\"'])ldconfig(\s|$|[;&|\"'])", instr.args) \
+                    and user not in ("", "root", "0", "root:root", "0:0"):
+                out.append(Finding("STALE_CACHE", "warning", f"RUN ldconfig runs as USER {user}: it cannot rewrite "
+                                   "/etc/ld.so.cache, so the cache stays stale", file=path, line=instr.start,
+                                   fix=f"run it before USER {user}, or wrap it in USER root / USER {user}"))
+    return out
