@@ -17,6 +17,9 @@ HEREDOC_INSTRUCTIONS = ("run", "copy", "add")
 KNOWN = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label", "maintainer",
          "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir")
 MAX_LINE = 64 * 1024
+# Go's unicode.IsSpace, which BuildKit's trimLeadingWhitespace and isComment use
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+           "\u2028\u2029\u202f\u205f\u3000"
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,11 @@ def _trim_newline(line: str) -> str:
 
 
 def _is_comment(line: str) -> bool:
-    return _trim_newline(line).lstrip(" \t").startswith("#")
+    return _trim_newline(line).lstrip(GO_SPACE).startswith("#")
 
 
 def _is_blank(line: str) -> bool:
-    return _trim_newline(line).strip(" \t") == ""
+    return _trim_newline(line).strip(GO_SPACE) == ""
 
 
 def _continuation(escape: str) -> re.Pattern[str]:
@@ -136,7 +139,7 @@ def parse(data: bytes) -> Dockerfile:
         nonlocal directives_done, escape, regex, directive_end
         if directives_done:
             return
-        m = DIRECTIVE.match(_trim_newline(raw).lstrip(" \t"))
+        m = DIRECTIVE.match(_trim_newline(raw).lstrip(GO_SPACE))
         if m is None or m.group(1).lower() not in DIRECTIVE_KEYS:
             directives_done = True
             return
@@ -164,7 +167,7 @@ def parse(data: bytes) -> Dockerfile:
             if directive_end != lineno and comment_start is None:
                 comment_start = lineno  # a comment block directly above the next instruction (pragmas)
             continue
-        line = _trim_newline(raw).lstrip(" \t")
+        line = _trim_newline(raw).lstrip(GO_SPACE)
         m = regex.search(line)
         end_of_line = m is None
         if m is not None:

@@ -52,7 +52,8 @@ LINES = ["FROM a:1", "from b AS x", "ENV A=1", "ENV A=1 B=\"x y\" C=a\\ b", "env
          "ENV K='$V' L=\"${V:+:$V}\"", "RUN a \\", "  && b", "RUN a \\   #trailing", "# comment", "  # indented",
          "", "   ", "RUN <<EOF", "ENV INSIDE=1", "EOF", "COPY <<-END /f", "\tbody", "\tEND", "ARG X=1",
          "RUN [\"a\", \"<<EOF\"]", "LABEL a=b \\", "ONBUILD RUN x", "&& orphan", "RUNN typo", "# escape=`",
-         "RUN dir `", "WORKDIR /w", "USER app", "ENV", "ENV ONE", "ENV A=1 B", "EXPOSE 80", "CMD [\"sh\"]"]
+         "RUN dir `", "WORKDIR /w", "USER app", "ENV", "ENV ONE", "ENV A=1 B", "EXPOSE 80", "CMD [\"sh\"]",
+         "\u00a0# a comment after a no-break space", "\x0bRUN after a vertical tab", "\u3000"]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
