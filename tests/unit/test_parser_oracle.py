@@ -60,3 +60,27 @@ LINES = ["FROM a:1", "from b AS x", "ENV A=1", "ENV A=1 B=\"x y\" C=a\\ b", "env
 @given(st.lists(st.sampled_from(LINES), min_size=1, max_size=14), st.sampled_from(["\n", "\r\n"]), st.booleans())
 def test_generated_files_agree_with_oracle(lines: list[str], eol: str, final: bool) -> None:
     compare((eol.join(lines) + (eol if final else "")).encode())
+
+
+WORD_PARTS = ["$", "{", "}", ":", "+", "-", "?", "#", "%", "'", '"', "\\", "V", "W", "x", "/", " ", "*", "${V}", "$V",
+              "${V:+:${V}}", "${W:-d}", "${V#*/}", "${V%/*}"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(WORD_PARTS), min_size=1, max_size=10),
+       st.sampled_from([{}, {"V": ""}, {"V": "/a/b"}, {"V": "/a/b", "W": "w w"}]),
+       st.sampled_from(["\\", "`"]))
+def test_expansion_agrees_with_oracle(parts: list[str], env: dict[str, str], escape: str) -> None:
+    from ldfix.dockerfile.shell import ShellError, expand
+
+    word = "".join(parts)
+    lexer = oracle.ShellLex(escape, env=env, skip_unset_env=False)
+    try:
+        want: str | None = lexer.process_word(word)
+    except ValueError:
+        want = None
+    try:
+        got: str | None = expand(word, env, escape)
+    except ShellError:
+        got = None
+    assert got == want, word
