@@ -63,6 +63,12 @@ def prepare(view: ImageView, oracle: Oracle | None, progress: Callable[[int], No
     elf_class, machine = machine_for_arch(view.config.architecture)
     platform = static_platform(walker, elf_class, machine)
     notes = list(view.notes)
+    if walker.stat(platform.interp) is None:
+        musl = sorted(n for n in walker.listdir("/lib") if n.startswith("ld-musl-")) if walker.is_dir("/lib") else []
+        notes.append(f"the image has no glibc dynamic loader at {platform.interp}"
+                     + (f" (it has musl's /lib/{musl[0]}; ldfix models glibc's loader, so these results do not apply)"
+                        if musl else "; programs in it cannot load shared libraries as modelled here"))
+        oracle = None
     index = build_index(walker, progress=progress)
     if oracle is not None and _needs_loader_help(index, view.config.env):
         text = oracle.help_text()

@@ -143,3 +143,19 @@ def test_cuda_release_table() -> None:
     assert k.soname_in_release("12.8.1", "libcufft.so.10") == "libcufft.so.11"
     assert k.releases_for("libcudnn.so.9") == "CUDA 12.x, 13.x"
     assert k.releases_for("libfoo.so.1") is None
+
+
+def test_a_musl_image_is_said_to_be_out_of_scope(tmp_path: object) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path)) / "root"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib/ld-musl-x86_64.so.1").write_bytes(b"\x7fELF musl loader stand-in")
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "usr/lib/libcudart.so.12").write_bytes(so("libcudart.so.12", []))
+    proc = subprocess.run([sys.executable, "-m", "ldfix", "scan", f"dir:{root}", "--format", "json"],
+                          capture_output=True, text=True, timeout=60)
+    report = json.loads(proc.stdout)
+    validate_scan(report)
+    assert any("ld-musl-x86_64.so.1" in n and "do not apply" in n for n in report["notes"])
+    assert all(lib["verified"] is None for lib in report["libraries"])
