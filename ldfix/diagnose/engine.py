@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ldfix.diagnose.finding import Finding, Fix, ImageInfo, LibraryResult, Report, severity_rank
 from ldfix.diagnose.index import LibraryIndex, build_index
 from ldfix.image.base import ImageView, Kind
+from ldfix.image.memory import MemoryFS, OverlayFS
 from ldfix.image.pathwalk import Walker
 from ldfix.knowledge import cuda
 from ldfix.loader.elf import ElfInfo, machine_for_arch
@@ -25,6 +26,8 @@ from ldfix.loader.tree import Closure, load
 from ldfix.oracle.ldso import Oracle, Trace
 
 PROBE = "/ldfix-probe.so"
+CONF_FIX = "/etc/ld.so.conf.d/zz-ldfix.conf"
+SYSTEM_DIR = re.compile(r"^/(usr/(local/)?)?lib(32|64|x32)?(/[a-z0-9_]+-linux-gnu[a-z0-9_]*)?$")
 SAFE_DIR = re.compile(r"^/[A-Za-z0-9._+@/-]*$")
 
 
@@ -377,6 +380,62 @@ def _verify(ctx: Context, report: Report, pending: Future[Trace] | None) -> None
         report.notes.append(f"the image's loader stopped: {trace.fatal}")
 
 
+def _overlay_check(ctx: Context, report: Report, targets: list[str], env: Mapping[str, str], line: str,
+                   before: Mapping[str, str | None]) -> bool | None:
+    """Run `line` in a throwaway overlay build of the image and ask its loader; None when that cannot run."""
+    overlay = getattr(ctx.oracle, "trace_with_overlay", None)
+    if not callable(overlay):
+        return None
+    try:
+        trace = overlay([line], targets, env, ctx.view.config.working_dir)
+    except Exception as err:
+        report.notes.append(f"the fix could not be checked in an overlay build: {err}")
+        return None
+    seen: dict[str, str | None] = {}
+    for name, where in trace.listing:
+        seen.setdefault(name, where)
+    ok = trace.fatal is None and all(seen.get(t) is not None for t in _needed_targets(report))
+    for soname, real in before.items():
+        path = seen.get(soname)
+        found = ctx.walker.stat(path) if path else None
+        ok = ok and found is not None and found[0] == real
+    return ok
+
+
+def _conf_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str, str], dirs: list[str],
+              base_image: str, before: Mapping[str, str | None]) -> Fix | None:
+    """For libraries in system library directories the cache does not cover (/usr/lib64 on a Debian image):
+    an ld.so.conf.d file that sorts last plus ldconfig, so every process finds them whatever its environment.
+    Only when the image's ld.so.conf includes ld.so.conf.d, it has a shell, and nothing already working moves."""
+    if ctx.walker.stat("/bin/sh") is None:
+        return None
+    if ctx.oracle is not None and not callable(getattr(ctx.oracle, "trace_with_overlay", None)):
+        return None  # its loader could check the LD_LIBRARY_PATH fix but not this one: offer the checkable one
+    upper = MemoryFS()
+    upper.add_file(CONF_FIX, "".join(d + "\n" for d in dirs).encode())
+    walker = Walker(OverlayFS(ctx.view.fs, upper))
+    if not any(c.source == CONF_FIX for c in parse_conf(walker)):
+        return None
+    _, cache = scan_dirs(walker, ctx.platform)
+    after = _simulate(ctx, targets, env, cache)
+    for t in _needed_targets(report):
+        r = after.first(t)
+        if r is None or not r.found or (t in before and before[t] != r.realpath):
+            return None
+    line = f"RUN printf '%s\\n' {' '.join(dirs)} > {CONF_FIX} && ldconfig"
+    checked = _overlay_check(ctx, report, targets, env, line, before)
+    if checked is False:
+        report.notes.append("the ld.so.conf.d fix did not resolve every target in an overlay build; not offered")
+        return None
+    what = "is a system library directory" if len(dirs) == 1 else "are system library directories"
+    return Fix([], None, f"FROM {base_image}\n{line}\n", checked, "ldconfig",
+               f"{', '.join(dirs)} {what} the cache does not cover: a conf file that sorts last plus ldconfig lets "
+               "every process find the "
+               "libraries, whatever its environment, and outranks nothing" + (
+                   "; a throwaway overlay build with it resolved every target with the image's loader" if checked
+                   else ""), [line])
+
+
 def _ldconfig_line(ctx: Context) -> str | None:
     """`RUN ldconfig` in shell form when the image has /bin/sh, else exec form with its ldconfig binary."""
     if ctx.walker.stat("/bin/sh") is not None:
@@ -454,6 +513,10 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
                     dirs.append(d)
     if not dirs:
         return None
+    if not explicit and all(SYSTEM_DIR.match(d) for d in dirs):
+        conf = _conf_fix(ctx, report, targets, env, dirs, base_image, before)
+        if conf is not None:
+            return conf
     old = env.get("LD_LIBRARY_PATH")
     new_env = dict(env)
     new_env["LD_LIBRARY_PATH"] = ":".join(dirs) + (f":{old}" if old else "")

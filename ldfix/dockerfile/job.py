@@ -267,9 +267,10 @@ def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None
     else:
         env = {**(dict(scanned.config.env) if built else {}), **env2.env}
     if result.scan.fix is not None and result.scan.fix.kind == "ldconfig":
-        # the new RUN line rebuilds the cache; the scan already checked that in a throwaway overlay build
+        # the new RUN line (re)builds the cache; the scan already checked it in a throwaway overlay build
         verified = result.scan.fix.verified
-        result.after = after + [f for f in result.scan.findings if f.code != "STALE_CACHE" or verified is False]
+        handled = ("STALE_CACHE", "PATH_MISSING", "TRANSITIVE") if verified is not False else ()
+        result.after = after + [f for f in result.scan.findings if f.code not in handled]
         return verified
     again = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
     result.after = after + again.findings

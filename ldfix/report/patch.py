@@ -66,8 +66,10 @@ def scan_summary(result: PatchResult) -> str | None:
     unresolved = sum(1 for lib in libs if lib.status == "unresolved")
     checked = "checked by the image's own loader" if resolved and all(lib.verified for lib in resolved) else (
         "not checked by a loader")
-    return (f"{result.scanned_ref}: {len(resolved)} libraries resolve ({how}), {unresolved} do not; {checked}"
-            if resolved else f"{result.scanned_ref}: no CUDA library found to check")
+    if not resolved and not unresolved:
+        return f"{result.scanned_ref}: no CUDA library found to check"
+    how = f" ({how})" if how else ""
+    return f"{result.scanned_ref}: {len(resolved)} libraries resolve{how}, {unresolved} do not; {checked}"
 
 
 def render_text(result: PatchResult) -> str:

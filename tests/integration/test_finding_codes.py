@@ -126,3 +126,37 @@ def test_stale_cache_gets_a_run_ldconfig_fix_verified_in_an_overlay_build() -> N
     images = subprocess.run(["docker", "images", "-q", "--filter", "label=ldfix=scan"], capture_output=True,
                             text=True).stdout.strip()
     assert images == "", "the throwaway overlay image is removed"
+
+
+def _usr_lib64_cudart(root: Path) -> None:
+    from tests.stubs import compile_stub
+
+    compile_stub(root / "usr/lib64/libcudart.so.12", "libcudart.so.12")
+
+
+def test_system_dir_the_cache_does_not_cover_gets_an_ld_so_conf_d_fix(tmp_path: Path) -> None:
+    """/usr/lib64 on a Debian image: no search path reaches it; the better fix is a conf file that sorts
+    last plus ldconfig (every process then finds it), verified in an overlay build and then by a real build
+    of the patched Dockerfile."""
+    image = build_image("ldfix-test/code:usr-lib64", _usr_lib64_cudart, cuda_env("12.8.1"), "usr-lib64-v1")
+    proc = ldfix("scan", image, "--no-pull", "--format", "json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    _check(report, "PATH_MISSING", "libcudart.so.12", "ldconfig")
+    line = "RUN printf '%s\\n' /usr/lib64 > /etc/ld.so.conf.d/zz-ldfix.conf && ldconfig"
+    assert report["fix"]["run_lines"] == [line] and report["fix"]["ld_library_path_add"] == []
+    (tmp_path / "Dockerfile").write_text(f"FROM {image}\nENV APP=1\nRUN true\n")
+    patch = subprocess.run([sys.executable, "-m", "ldfix", "patch", "Dockerfile", "--no-pull", "--write"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert patch.returncode == 0, patch.stderr
+    assert (tmp_path / "Dockerfile").read_text() == f"FROM {image}\nENV APP=1\nRUN true\n{line}\n"
+    tag = "ldfix-test/patched:usr-lib64"
+    built = subprocess.run(["docker", "build", "--network", "none", "--force-rm", "-q", "-t", tag, str(tmp_path)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    try:
+        after = json.loads(ldfix("scan", tag, "--no-pull", "--format", "json").stdout)
+        libs = {lib["soname"]: lib for lib in after["libraries"]}
+        assert libs["libcudart.so.12"]["via"] == "ld_so_cache" and libs["libcudart.so.12"]["verified"] is True
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
