@@ -21,7 +21,8 @@ CODES: dict[str, Code] = {c.code: c for c in [
          "The loader model searches RPATH, LD_LIBRARY_PATH, RUNPATH, ld.so.cache and the default directories "
          "from the requester; every path it tried is listed. A file whose ELF SONAME matches lies elsewhere.",
          "Prepend the candidate's directory with ENV LD_LIBRARY_PATH=\"<dir>${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}\"; "
-         "the fix is re-checked so it resolves every target and shadows nothing.",
+         "for system library directories the cache does not cover (/usr/lib64 on Debian) an ld.so.conf.d file "
+         "plus RUN ldconfig instead. Either fix is re-checked so it resolves every target and shadows nothing.",
          "pip's nvidia/cudnn/lib/libcudnn.so.9 with nothing pointing at site-packages/nvidia/cudnn/lib"),
     Code("LIB_ABSENT", "error", "no file anywhere in the image has the wanted SONAME",
          "No ELF file in the image has that SONAME or that file name.",
