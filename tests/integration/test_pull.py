@@ -103,3 +103,15 @@ def test_interrupt_in_the_middle_of_a_pull(slow_registry: Registry, sig: int) ->
         if proc.poll() is None:
             proc.kill()
         _rmi(ref)
+
+
+def test_platform_is_passed_to_the_pull_and_checked(registry: Registry) -> None:
+    ref = registry.ref("ldfix/pull-platform")
+    try:
+        proc = ldfix("scan", ref, "--platform", "linux/amd64", "--format", "json", NO_COLOR="1")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["image"]["platform"] == "linux/amd64"
+        other = ldfix("scan", ref, "--platform", "linux/arm64", "--no-pull")
+        assert other.returncode == 3 and "not linux/arm64" in other.stderr
+    finally:
+        _rmi(ref)
