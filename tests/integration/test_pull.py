@@ -115,3 +115,16 @@ def test_platform_is_passed_to_the_pull_and_checked(registry: Registry) -> None:
         assert other.returncode == 3 and "not linux/arm64" in other.stderr
     finally:
         _rmi(ref)
+
+
+def test_a_digest_reference_is_pulled_and_scanned(registry: Registry) -> None:
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(registry.manifest).hexdigest()
+    ref = f"127.0.0.1:{registry.port}/ldfix/pull-digest@{digest}"
+    try:
+        proc = ldfix("scan", ref, "--format", "json", NO_COLOR="1")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["image"]["ref"] == ref
+    finally:
+        _rmi(ref)
