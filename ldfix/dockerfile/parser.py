@@ -26,8 +26,6 @@ GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\
 class ParseError:
     line: int
     message: str
-    end_line: int | None = None
-    column: int | None = None
 
 
 @dataclass
@@ -45,7 +43,6 @@ class Instruction:
     flags: list[str]
     start: int  # 1-based first physical line
     end: int  # 1-based last physical line (continuations, dropped comments, heredoc bodies included)
-    comment_start: int | None = None  # first line of the comment block directly above, if any
     heredocs: list[Heredoc] = field(default_factory=list)
     sub: Instruction | None = None  # the trigger of an ONBUILD
 
@@ -131,7 +128,6 @@ def parse(data: bytes) -> Dockerfile:
     directives_done = False
     directive_end = 0
     regex = _continuation(escape)
-    comment_start: int | None = None
     i = 0  # index of the next physical line
     n = len(texts)
 
@@ -164,8 +160,6 @@ def parse(data: bytes) -> Dockerfile:
             break
         directive(raw, lineno)
         if _is_comment(raw):
-            if directive_end != lineno and comment_start is None:
-                comment_start = lineno  # a comment block directly above the next instruction (pragmas)
             continue
         line = _trim_newline(raw).lstrip(GO_SPACE)
         m = regex.search(line)
@@ -173,7 +167,6 @@ def parse(data: bytes) -> Dockerfile:
         if m is not None:
             line = line[:m.start()] + (m.group(1) or "")
         if end_of_line and line == "":
-            comment_start = None
             continue
         start = lineno
         while not end_of_line and i < n:
@@ -190,11 +183,8 @@ def parse(data: bytes) -> Dockerfile:
                 cont = cont[:m.start()] + (m.group(1) or "")
             line += cont
         if line.strip() == "":
-            comment_start = None
             continue
-        instr = _split(line, start, i, escape)
-        instr.comment_start = comment_start
-        comment_start = None
+        instr = _split(line, start, i)
         target = instr.sub if instr.name == "onbuild" and instr.sub is not None else instr
         if target.name in HEREDOC_INSTRUCTIONS and not target.is_json and "<<" in line:
             for fd_chomp_name in _heredoc_words(target.args):
@@ -212,7 +202,7 @@ def parse(data: bytes) -> Dockerfile:
                         break
                     body.append(raw)
                 if not terminated:
-                    errors.append(ParseError(start, "unterminated heredoc", end_line=i))
+                    errors.append(ParseError(start, "unterminated heredoc"))
                 target.heredocs.append(Heredoc(name, expand, chomp, "".join(body)))
             instr.end = i
         instructions.append(instr)
@@ -221,7 +211,7 @@ def parse(data: bytes) -> Dockerfile:
     return Dockerfile(data, lines, bom, eol, escape, directives, directive_end, instructions, errors)
 
 
-def _split(line: str, start: int, end: int, escape: str) -> Instruction:
+def _split(line: str, start: int, end: int) -> Instruction:
     """splitCommand + extractBuilderFlags: `NAME [--flag...] args`; ONBUILD parses its trigger recursively."""
     text = line.strip()
     parts = re.split(r"[ \t\r\n\v\f]+", text, maxsplit=1)
@@ -232,7 +222,7 @@ def _split(line: str, start: int, end: int, escape: str) -> Instruction:
         rest, flags = _flags(rest)
     instr = Instruction(keyword, rest, flags, start, end)
     if keyword.lower() == "onbuild" and rest.strip():
-        instr.sub = _split(rest, start, end, escape)
+        instr.sub = _split(rest, start, end)
     return instr
 
 
