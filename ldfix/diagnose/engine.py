@@ -17,7 +17,7 @@ from ldfix.image.memory import MemoryFS, OverlayFS
 from ldfix.image.pathwalk import Walker
 from ldfix.knowledge import cuda
 from ldfix.loader.elf import ElfInfo, machine_for_arch
-from ldfix.loader.env import search_dirs, split_ld_library_path
+from ldfix.loader.env import SAFE_DIR, in_dir_named, search_dirs, split_ld_library_path
 from ldfix.loader.ldcache import CacheFormatError, LdCache, parse_cache
 from ldfix.loader.ldconf import parse_conf, scan_dirs
 from ldfix.loader.platform import LoaderPlatform, static_platform, with_loader_help
@@ -28,7 +28,6 @@ from ldfix.oracle.ldso import Oracle, Trace
 PROBE = "/ldfix-probe.so"
 CONF_FIX = "/etc/ld.so.conf.d/zz-ldfix.conf"
 SYSTEM_DIR = re.compile(r"^/(usr/(local/)?)?lib(32|64|x32)?(/[a-z0-9_]+-linux-gnu[a-z0-9_]*)?$")
-SAFE_DIR = re.compile(r"^/[A-Za-z0-9._+@/-]*$")
 
 
 @dataclass
@@ -152,11 +151,11 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
                             requester=None, realpath=res.realpath, tried=_describe_tried(res), error=res.error)
         libraries.append(lib)
         if runtime:
-            if res.found and res.realpath and _under(res.realpath, "compat"):
+            if res.found and res.realpath and in_dir_named(res.realpath, "compat"):
                 findings.append(Finding("COMPAT", "error", f"{name} resolves to a forward-compatibility copy "
                                         f"{res.path}, which would shadow the host driver", name, [res.realpath],
                                         _describe_tried(res), "remove the compat directory from search paths"))
-            elif res.found and res.realpath and _under(res.realpath, "stubs"):
+            elif res.found and res.realpath and in_dir_named(res.realpath, "stubs"):
                 findings.append(Finding("STUB", "error", f"{name} resolves to a link-time stub {res.path}", name,
                                         [res.realpath], _describe_tried(res), "remove the stubs directory from "
                                         "run-time search paths"))
@@ -200,10 +199,6 @@ def scan(view: ImageView, libs: list[str], oracle: Oracle | None = None, explici
     _verify(ctx, report, pending)
     report.fix = plan_fix(ctx, report, targets, env, explicit, fail_on)
     return report
-
-
-def _under(path: str, word: str) -> bool:
-    return f"/{word}/" in path + "/" or path.endswith(f"/{word}")
 
 
 def _classify(ctx: Context, name: str, res: Resolution) -> Finding:
@@ -292,7 +287,7 @@ def _path_findings(ctx: Context, env: Mapping[str, str]) -> list[Finding]:
                                    "rewrite LD_LIBRARY_PATH with absolute directories and the "
                                    "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}} guard"))
             for word, code in (("compat", "COMPAT"), ("stubs", "STUB")):
-                if raw.rstrip("/").endswith("/" + word) or f"/{word}/" in raw:
+                if in_dir_named(raw, word):
                     out.append(Finding(code, "warning" if code == "COMPAT" else "error",
                                        f"{raw} ({word} directory) is on LD_LIBRARY_PATH", None, [raw],
                                        [f"LD_LIBRARY_PATH={value}"], f"remove {raw} from LD_LIBRARY_PATH"))

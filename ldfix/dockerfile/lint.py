@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 
 from ldfix.diagnose.finding import Finding
-from ldfix.dockerfile.model import Analysis, EnvStep, Stage, StageEnv, env_assignments
+from ldfix.dockerfile.model import ROOT_USERS, Analysis, EnvStep, Stage, StageEnv, env_assignments
 from ldfix.dockerfile.parser import ParseError
 from ldfix.dockerfile.shell import ShellError, expand
-from ldfix.loader.env import split_ld_library_path
+from ldfix.loader.env import in_dir_named, split_ld_library_path
 
 KEY = "LD_LIBRARY_PATH"
 SELF_REF = re.compile(r"\$(\{)?LD_LIBRARY_PATH\b")
@@ -116,11 +116,10 @@ def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: 
             add("LDPATH_BAD", "warning", f"{KEY} entry '{entry}' is relative: it depends on the working directory",
                 "use an absolute directory", repair=False)
         else:
-            stripped = entry.rstrip("/")
-            if stripped.endswith("/compat") or "/compat/" in entry:
+            if in_dir_named(entry, "compat"):
                 add("COMPAT", "warning", f"{entry} (CUDA forward-compatibility directory) is on {KEY}: its "
                     "libcuda.so.1 overrides the driver's", f"remove {entry}; the NVIDIA runtime mounts the driver")
-            elif stripped.endswith("/stubs") or "/stubs/" in entry:
+            elif in_dir_named(entry, "stubs"):
                 add("STUB", "error", f"{entry} (link-time stubs) is on {KEY}: a stub libcuda.so.1 fails at run "
                     "time", f"remove {entry}; stubs are for linking only")
     if not refs_self and step.before:
@@ -153,7 +152,7 @@ def stage_findings(an: Analysis, target: Stage, path: str, base_user: str = "") 
             if instr.name == "user":
                 user = instr.args.strip()
             elif instr.name == "run" and re.search(r"(^|[\s;&|/\"'])ldconfig(\s|$|[;&|\"'])", instr.args) \
-                    and user not in ("", "root", "0", "root:root", "0:0"):
+                    and user not in ROOT_USERS:
                 out.append(Finding("STALE_CACHE", "warning", f"RUN ldconfig runs as USER {user}: it cannot rewrite "
                                    "/etc/ld.so.cache, so the cache stays stale", file=path, line=instr.start,
                                    fix=f"run it before USER {user}, or wrap it in USER root / USER {user}"))

@@ -15,6 +15,7 @@ from ldfix.dockerfile.shell import ShellError, expand
 
 WS = re.compile(r"[ \t\r\n\v\f]+")
 NOT_ONBUILD = ("onbuild", "from", "maintainer")
+ROOT_USERS = ("", "root", "0", "root:root", "0:0")  # USER values that run as root
 
 
 @dataclass

@@ -13,13 +13,12 @@ import re
 from dataclasses import dataclass, field
 
 from ldfix.dockerfile.lint import KEY, StepFindings
-from ldfix.dockerfile.model import Analysis, Assignment, Stage, env_assignments
+from ldfix.dockerfile.model import ROOT_USERS, Analysis, Assignment, Stage, env_assignments
 from ldfix.dockerfile.parser import Dockerfile, Instruction
 from ldfix.dockerfile.shell import ShellError, expand
+from ldfix.loader.env import SAFE_DIR, in_dir_named
 
 SELF = "\x00ldfix-self\x00"
-SAFE_DIR = re.compile(r"^/[A-Za-z0-9._+@/-]*$")
-ROOT_USERS = ("", "root", "0", "root:root", "0:0")
 
 
 @dataclass
@@ -87,7 +86,8 @@ def repaired_value(a: Assignment, scope: dict[str, str], escape: str, prepend: l
                 items.append(SELF)
                 seen_self = True
             continue
-        if SELF in entry or not entry or not SAFE_DIR.match(entry) or _compat_or_stub(entry):
+        if SELF in entry or not entry or not SAFE_DIR.match(entry) or in_dir_named(entry, "compat") \
+                or in_dir_named(entry, "stubs"):
             if raw:
                 dropped.append(raw.replace(SELF, f"${KEY}"))
             continue
@@ -96,11 +96,6 @@ def repaired_value(a: Assignment, scope: dict[str, str], escape: str, prepend: l
         if entry not in items:
             items.append(entry)
     return _render_value(items), dropped
-
-
-def _compat_or_stub(entry: str) -> bool:
-    stripped = entry.rstrip("/")
-    return any(stripped.endswith("/" + w) or f"/{w}/" in entry for w in ("compat", "stubs"))
 
 
 def _instruction_line(df: Dockerfile, instr: Instruction, assignments: list[Assignment], new_value: str,

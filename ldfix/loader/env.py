@@ -96,3 +96,12 @@ def opened_path(directory: str, name: str) -> str:
 def absolute(path: str, cwd: str) -> str:
     """Where a path the loader opens lies in the image, given the process working directory."""
     return path if path.startswith("/") else posixpath.join(cwd or "/", path)
+
+
+# a directory spelling that can go into an LD_LIBRARY_PATH value (or an unquoted RUN argument) as it is
+SAFE_DIR = re.compile(r"^/[A-Za-z0-9._+@/-]*$")
+
+
+def in_dir_named(path: str, name: str) -> bool:
+    """Whether `path` is, or lies under, a directory called `name` (a CUDA `compat` or `stubs` directory)."""
+    return f"/{name}/" in path.rstrip("/") + "/"
