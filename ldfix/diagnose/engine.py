@@ -355,9 +355,7 @@ def _verify(ctx: Context, report: Report, pending: Future[Trace] | None) -> None
     except Exception as err:  # a runner failure must not lose the static report
         report.notes.append(f"the image's loader could not be asked: {err}")
         return
-    real: dict[str, str | None] = {}
-    for name, path in trace.listing:
-        real.setdefault(name, path)
+    real = trace.paths()
     for lib in report.libraries:
         if trace.fatal and lib.soname not in real:
             lib.verified = None
@@ -386,14 +384,20 @@ def _overlay_check(ctx: Context, report: Report, targets: list[str], env: Mappin
     except Exception as err:
         report.notes.append(f"the fix could not be checked in an overlay build: {err}")
         return None
-    seen: dict[str, str | None] = {}
-    for name, where in trace.listing:
-        seen.setdefault(name, where)
+    return _trace_ok(ctx, report, trace, before)
+
+
+def _trace_ok(ctx: Context, report: Report, trace: Trace, before: Mapping[str, str | None]) -> bool:
+    """What the image's loader said with a fix applied: it stopped nowhere, found every target, and loads
+    each library that resolved before from the very same file."""
+    seen = trace.paths()
     ok = trace.fatal is None and all(seen.get(t) is not None for t in _needed_targets(report))
-    for soname, real in before.items():
+    for soname, real in before.items():  # a fix must not swap a working library for another copy
         path = seen.get(soname)
         found = ctx.walker.stat(path) if path else None
-        ok = ok and found is not None and found[0] == real
+        if found is None or found[0] != real:
+            ok = False
+            report.notes.append(f"with the fix the image's loader takes {soname} from {path}, not {real}")
     return ok
 
 
@@ -469,20 +473,15 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
     if not fixable and not explicit:
         return None
     base_image = ctx.view.image_id or ctx.view.ref
+    before = {lib.soname: lib.realpath for lib in report.libraries if lib.status == "resolved"}
     stale = [f for f in fixable if f.code == "STALE_CACHE"]
     if stale and len(stale) == len(fixable):
         after = _simulate(ctx, targets, env, ctx.would_be)
         ok = all((r := after.first(t)) is not None and r.found for t in _needed_targets(report))
         line = _ldconfig_line(ctx)
         checked: bool | None = None if ok else False
-        overlay = getattr(ctx.oracle, "trace_with_overlay", None)
-        if ok and line and callable(overlay):
-            try:
-                trace = overlay([line], targets, env, ctx.view.config.working_dir)
-                got = dict(trace.listing)
-                checked = trace.fatal is None and all(got.get(t) is not None for t in _needed_targets(report))
-            except Exception as err:
-                report.notes.append(f"the ldconfig fix could not be checked in an overlay build: {err}")
+        if ok and line:
+            checked = _overlay_check(ctx, report, targets, env, line, before)
         if line is None:
             report.notes.append("the image has neither /bin/sh nor an ldconfig binary: no RUN ldconfig fix")
             return None
@@ -499,7 +498,6 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
             d = _stable_spelling(ctx, posixpath.dirname(p))
             if d not in dirs and SAFE_DIR.match(d):
                 dirs.append(d)
-    before = {lib.soname: lib.realpath for lib in report.libraries if lib.status == "resolved"}
     if explicit:
         for lib in report.libraries:
             if lib.status == "resolved" and lib.via == "ld_so_cache" and lib.path:
@@ -528,17 +526,8 @@ def plan_fix(ctx: Context, report: Report, targets: list[str], env: Mapping[str,
     verified: bool | None = None
     if ctx.oracle is not None:
         try:
-            trace = ctx.oracle.trace(targets, new_env, ctx.view.config.working_dir)
-            seen: dict[str, str | None] = {}
-            for name, where in trace.listing:
-                seen.setdefault(name, where)
-            verified = trace.fatal is None and all(seen.get(t) is not None for t in _needed_targets(report))
-            for soname, real in before.items():  # the fix must not swap a working library for another copy
-                path = seen.get(soname)
-                found = ctx.walker.stat(path) if path else None
-                if found is None or found[0] != real:
-                    verified = False
-                    report.notes.append(f"with the fix the image's loader takes {soname} from {path}, not {real}")
+            verified = _trace_ok(ctx, report, ctx.oracle.trace(targets, new_env, ctx.view.config.working_dir),
+                                 before)
         except Exception as err:
             report.notes.append(f"the fix could not be checked with the image's loader: {err}")
     if not model_ok:

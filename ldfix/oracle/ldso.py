@@ -22,6 +22,13 @@ class Trace:
     fatal: str | None
     exit_code: int
 
+    def paths(self) -> dict[str, str | None]:
+        """The path the loader gave each name the first time it was listed (None: not found)."""
+        first: dict[str, str | None] = {}
+        for name, path in self.listing:
+            first.setdefault(name, path)
+        return first
+
 
 def parse_trace(stdout: str, interp: str) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
