@@ -192,12 +192,26 @@ def cuda_113_cudnn8_runtime(root: Path) -> None:
 CUDA_113_ENV = cuda_env("11.3.1", "8.2.0.53")
 
 
+def read_save(save_tar: Path) -> tuple[bytes, list[bytes]]:
+    """(config, uncompressed layer tars, bottom first) of the one image in a legacy `docker save` tarball."""
+    import json
+    import tarfile
+
+    with tarfile.open(save_tar) as tar:
+        def member(name: str) -> bytes:
+            fh = tar.extractfile(name)
+            assert fh is not None
+            return fh.read()
+
+        entry = json.loads(member("manifest.json"))[0]
+        return member(entry["Config"]), [member(name) for name in entry["Layers"]]
+
+
 def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> Path:
     """An OCI image layout (oci-layout, index.json, blobs/sha256/...) holding the image of a legacy
     `docker save` tarball, its layers gzip-compressed as registries and skopeo store them."""
     import gzip
     import json
-    import tarfile
 
     blobs = dest / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
@@ -207,19 +221,10 @@ def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> P
         (blobs / digest).write_bytes(data)
         return {"digest": f"sha256:{digest}", "size": len(data)}
 
-    with tarfile.open(save_tar) as tar:
-        def member(name: str) -> bytes:
-            fh = tar.extractfile(name)
-            assert fh is not None
-            return fh.read()
-
-        entry = json.loads(member("manifest.json"))[0]
-        config = put(member(entry["Config"]))
-        layers = []
-        for name in entry["Layers"]:
-            raw = member(name)
-            layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else ""),
-                           **put(gzip.compress(raw, 1) if compress else raw)})
+    raw_config, raw_layers = read_save(save_tar)
+    config = put(raw_config)
+    layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else ""),
+               **put(gzip.compress(raw, 1) if compress else raw)} for raw in raw_layers]
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config}, "layers": layers}
     desc = put(json.dumps(manifest).encode())

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.images import read_save
+
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
@@ -37,20 +39,13 @@ class Registry:
         with tempfile.TemporaryDirectory() as tmp:
             save = Path(tmp) / "image.tar"
             subprocess.run(["docker", "save", "-o", str(save), image], check=True, capture_output=True)
-            with tarfile.open(save) as tar:
-                def member(name: str) -> bytes:
-                    fh = tar.extractfile(name)
-                    assert fh is not None
-                    return fh.read()
-
-                entry = json.loads(member("manifest.json"))[0]
-                config = member(entry["Config"])
-                layers = []
-                for name in entry["Layers"]:
-                    blob = gzip.compress(member(name), 1)
-                    self.blobs[_digest(blob)] = blob
-                    layers.append({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                                   "size": len(blob), "digest": _digest(blob)})
+            config, raw_layers = read_save(save)
+        layers = []
+        for raw in raw_layers:
+            blob = gzip.compress(raw, 1)
+            self.blobs[_digest(blob)] = blob
+            layers.append({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(blob),
+                           "digest": _digest(blob)})
         # one layer of fresh random bytes, so the daemon cannot already have every layer (it dedups by content)
         extra = io.BytesIO()
         with tarfile.open(fileobj=extra, mode="w") as tar:
