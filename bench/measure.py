@@ -8,7 +8,7 @@ import sys
 
 
 def main() -> None:
-    from ldfix.cli.app import main as ldfix_main
+    from ldfix.cli.main import main as ldfix_main
 
     sys.argv = ["ldfix", *sys.argv[1:]]
     try:

@@ -1,3 +1,3 @@
-from ldfix.cli.app import main
+from ldfix.cli.main import main
 
 main()

@@ -1,45 +1,47 @@
-"""The command line: the only place that knows terminals, progress and exit codes."""
+"""The command line: the only place that knows terminals, progress and exit codes. Commands parse their
+options into domain values and call the composition root (ldfix/api.py)."""
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from ldfix import __version__
-from ldfix.diagnose.codes import CODES
-from ldfix.diagnose.finding import Report, severity_rank
-from ldfix.errors import Interrupted, LdfixError, UsageError
-from ldfix.image.base import ImageView
+from ldfix.cli import options as opt
+from ldfix.diagnose.finding import FailOn
+from ldfix.errors import LdfixError, UsageError
+from ldfix.report import Format, renderer
 
-if TYPE_CHECKING:
-    from ldfix.oracle.ldso import Oracle
 
+def _plain_argument_help() -> None:
+    """Show arguments as the README writes them (`IMAGE`, `DOCKERFILE...`), not typer's `{IMAGE}` in the usage
+    line and `IMAGE <str>` in the list: typer offers no setting for either, so its two display methods are
+    replaced for arguments that have a metavar."""
+    from typer.core import TyperArgument
+
+    usage, rich_type = TyperArgument._usage_display_name, TyperArgument.display_type_rich
+
+    def usage_name(self: TyperArgument) -> str:
+        return self.metavar if self.metavar is not None else usage(self)
+
+    def type_name(self: TyperArgument, ctx: Any) -> str | None:
+        return None if self.metavar is not None else rich_type(self, ctx)
+
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = type_name  # type: ignore[method-assign,assignment]
+
+
+_plain_argument_help()
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Explains why a CUDA container cannot load its shared libraries, and writes a verified fix.")
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    sarif = "sarif"
-
-
-class FailOn(str, Enum):
-    error = "error"
-    warning = "warning"
-    info = "info"
-    none = "none"
-
-
-def _fail(err: LdfixError) -> NoReturn:
+def fail(err: LdfixError) -> NoReturn:
     if os.environ.get("LDFIX_DEBUG"):
         traceback.print_exc()
     msg = f"ldfix: error: {err.message}"
@@ -57,48 +59,26 @@ def emit(text: str, output: str | None) -> None:
         try:
             atomic_write(output, text.encode("utf-8"))
         except OSError as err:
-            _fail(LdfixError(f"cannot write {output}: {err.strerror or err}", "check the path and permissions"))
+            fail(LdfixError(f"cannot write {output}: {err.strerror or err}", "check the path and permissions"))
     elif text:
         sys.stdout.write(text)
         sys.stdout.flush()
 
 
-def _parse_env(pairs: list[str], option: str = "--env") -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise UsageError(f"{option} {pair!r} is not KEY=VALUE", f"for example {option} "
-                "LD_LIBRARY_PATH=/usr/local/cuda/lib64")
-        key, value = pair.split("=", 1)
-        env[key] = value
-    return env
+def chosen_format(fmt: Format | None, output: str | None) -> Format:
+    """--format, else json into a file or a pipe, table on a terminal."""
+    if fmt is not None:
+        return fmt
+    return Format.TABLE if output is None and sys.stdout.isatty() else Format.JSON
 
 
-def open_image(ref: str, env: dict[str, str], platform: str | None, no_pull: bool, quiet: bool) -> ImageView:
-    from ldfix.image.refs import parse_ref
+def color_for(output: str | None) -> bool:
+    from ldfix.cli.console import color_ok
 
-    parsed = parse_ref(ref)
-    if parsed.transport == "dir":
-        from ldfix.image.rootfs import open_rootfs
-
-        arch = platform.split("/")[1] if platform and "/" in platform else "amd64"
-        return open_rootfs(parsed.value, env, env.pop("WORKDIR", "/") if "WORKDIR" in env else "/", arch)
-    if parsed.transport == "daemon":
-        from ldfix.image.docker import open_daemon_image
-
-        view = open_daemon_image(parsed, platform, no_pull, quiet, None if quiet else _lazy_progress())
-        if env:
-            view.config = type(view.config)(**{**view.config.__dict__, "env": {**view.config.env, **env}})
-        return view
-    from ldfix.image.archive import open_archive
-
-    view = open_archive(parsed.transport, parsed.value)
-    if env:
-        view.config = type(view.config)(**{**view.config.__dict__, "env": {**view.config.env, **env}})
-    return view
+    return output is None and color_ok(sys.stdout)
 
 
-def _lazy_progress() -> Callable[[dict[str, Any]], None]:
+def lazy_progress() -> Callable[[dict[str, Any]], None]:
     """The progress display is built at the first pull event, so a scan that pulls nothing pays nothing."""
     real: list[Callable[[dict[str, Any]], None]] = []
 
@@ -149,66 +129,39 @@ def _pull_progress() -> Callable[[dict[str, Any]], None]:
     return on_event
 
 
-def _render(report: Report, fmt: Format) -> str:
-    if fmt is Format.json:
-        from ldfix.report.json import render as rj
-
-        return rj(report)
-    if fmt is Format.markdown:
-        from ldfix.report.markdown import render as rm
-
-        return rm(report)
-    if fmt is Format.sarif:
-        from ldfix.report.sarif import render as rs
-
-        return rs(report)
-    from ldfix.cli.console import stdout_console
-    from ldfix.report.table import renderable
-
-    buf = io.StringIO()
-    console = stdout_console(buf)
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        console = stdout_console(None)
-        console.print(renderable(report))
-        return ""
-    console.print(renderable(report))
-    return buf.getvalue()
-
 
 @app.command()
 def scan(
-    image: Annotated[str, typer.Argument(help="NAME:TAG, NAME@sha256:..., dir:PATH (more forms in the README)")],
-    lib: Annotated[list[str], typer.Option("--lib", help="also check this soname (repeatable)")] = [],  # noqa: B006
-    for_: Annotated[list[str], typer.Option("--for", help="check what a framework asks for, e.g. tensorflow==2.6.0 "
-                                             "(repeatable)")] = [],  # noqa: B006
-    env: Annotated[list[str], typer.Option("--env", help="KEY=VALUE for the image env (dir: images)")] = [],  # noqa: B006
-    platform: Annotated[str | None, typer.Option("--platform", help="OS/ARCH to pull or inspect")] = None,
-    fmt: Annotated[Format | None, typer.Option("--format", help="table | json | markdown | sarif")] = None,
-    output: Annotated[str | None, typer.Option("--output", help="write the report to FILE")] = None,
-    fail_on: Annotated[FailOn, typer.Option("--fail-on", help="lowest severity that fails the run")] = FailOn.error,
-    no_pull: Annotated[bool, typer.Option("--no-pull", help="never contact a registry")] = False,
-    static: Annotated[bool, typer.Option("--static", help="never run anything from the image")] = False,
-    explicit: Annotated[bool, typer.Option("--explicit", help="also spell out dirs reached via ld.so.cache")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="NAME:TAG, NAME@sha256:..., dir:PATH, "
+                                         "docker-archive:PATH, oci-archive:PATH, oci-dir:PATH")],
+    lib: opt.Lib = [],  # noqa: B006
+    for_: opt.For = [],  # noqa: B006
+    env: opt.Env = [],  # noqa: B006
+    platform: opt.PlatformOpt = None,
+    fmt: opt.FormatOpt = None,
+    output: opt.Output = None,
+    fail_on: opt.FailOnOpt = FailOn.ERROR,
+    no_pull: opt.NoPull = False,
+    static: opt.Static = False,
+    explicit: Annotated[bool, typer.Option("--explicit", help="the fix also spells out the directories reached "
+                                           "through ld.so.cache (same files, pinned order)")] = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Diagnose shared-library resolution in an image."""
-    from ldfix.diagnose.engine import scan as run_scan
+    from ldfix import api
+    from ldfix.diagnose.scan import ScanOptions
+    from ldfix.image.refs import parse_ref
 
     try:
         wanted, frameworks = _framework_targets(list(lib), for_)
-        view = open_image(image, _parse_env(env), platform, no_pull, quiet)
-        oracle = None if static else _oracle_for(view)
-        report = run_scan(view, wanted, oracle, explicit, fail_on.value)
-        report.frameworks = frameworks
+        source = api.Source(parse_ref(image), opt.parse_env(env), opt.platform_of(platform), no_pull, static,
+                            None if quiet else lazy_progress())
+        report = api.scan(source, ScanOptions(tuple(wanted), fail_on, explicit, tuple(frameworks)))
     except LdfixError as err:
-        _fail(err)
-    chosen = fmt or (Format.table if sys.stdout.isatty() else Format.json)
-    text = _render(report, chosen)
-    emit(text, output)
-    _cleanup(view)
-    threshold = severity_rank(fail_on.value) if fail_on is not FailOn.none else 99
-    if any(severity_rank(f.severity) >= threshold for f in report.findings):
-        raise typer.Exit(1)
+        fail(err)
+    chosen = chosen_format(fmt, output)
+    emit(renderer(chosen)(report, color_for(output)), output)
+    raise typer.Exit(1 if report.blocking() else 0)
 
 
 def _framework_targets(libs: list[str], specs: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -222,52 +175,22 @@ def _framework_targets(libs: list[str], specs: list[str]) -> tuple[list[str], li
         except ValueError as err:
             raise UsageError(f"--for {spec}: {err}",
                              "for example --for tensorflow==2.6.0 or --for torch==2.3.1") from None
-        frameworks.append({"spec": spec, "framework": needs.name, "version": needs.version,
-                           "built_for_cuda": needs.cuda, "sonames": list(needs.sonames)})
+        frameworks.append({"spec": spec, "framework": needs.name, "version": needs.version, "source": "for",
+                           "location": None, "built_for_cuda": needs.cuda, "sonames": list(needs.sonames)})
         out += [s for s in needs.sonames if s not in out]
     return out, frameworks
 
 
-def _oracle_for(view: ImageView) -> Oracle | None:
-    if view.oracle is not None:
-        if _native(view.config.architecture):
-            return view.oracle  # type: ignore[return-value]
-        view.notes.append(f"the image is {view.config.platform}, not this machine's architecture: scanned "
-                          "statically, libraries[].verified is null")
-        return None
-    if view.ref.startswith("dir:"):
-        from ldfix.elfarch import interp_for
-        from ldfix.oracle.ldso import ChrootOracle
-
-        root = view.ref[4:]
-        interp = interp_for(view.config.architecture)
-        if interp and _native(view.config.architecture) and ChrootOracle.available(root, interp):
-            return ChrootOracle(root, interp)
-        view.notes.append("the image's loader was not asked (needs root and a loader for this machine's "
-                          "architecture): libraries[].verified is null")
-    return None
-
-
-def _native(arch: str) -> bool:
-    machine = os.uname().machine
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine) == arch
-
-
-def _cleanup(view: ImageView) -> None:
-    for owner in (view, view.fs):
-        closer = getattr(owner, "close", None)
-        if callable(closer):
-            closer()
-
-
 @app.command()
-def explain(code: Annotated[str, typer.Argument(help="a finding code, e.g. PATH_MISSING")]) -> None:
+def explain(code: Annotated[str, typer.Argument(metavar="CODE", help="a finding code, e.g. PATH_MISSING")]) -> None:
     """What a finding code means, how it is detected, how it is fixed."""
-    entry = CODES.get(code.upper())
+    from ldfix.diagnose.rules import BY_CODE
+
+    entry = BY_CODE.get(code.upper())
     if entry is None:
-        _fail(UsageError(f"unknown finding code {code!r}", "known codes: " + ", ".join(CODES)))
-    sys.stdout.write(f"{entry.code} ({entry.severity})\n  {entry.title}\n\nHow it is detected:\n  {entry.detect}\n\n"
-                     f"How it is fixed:\n  {entry.fix}\n\nExample:\n  {entry.example}\n")
+        fail(UsageError(f"unknown finding code {code!r}", "known codes: " + ", ".join(BY_CODE)))
+    sys.stdout.write(f"{entry.code} ({entry.severity.value})\n  {entry.title}\n\nHow it is detected:\n  "
+                     f"{entry.detect}\n\nHow it is fixed:\n  {entry.fix}\n\nExample:\n  {entry.example}\n")
 
 
 def _version_cb(value: bool) -> None:
@@ -280,28 +203,3 @@ def _version_cb(value: bool) -> None:
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version_cb, is_eager=True,
                                                 help="print the version")] = False) -> None:
     """ldfix: why a CUDA container cannot load libcudnn.so.8, and the fix."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-def main() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, _terminate)
-    signal.signal(signal.SIGTERM, _terminate)  # CI cancellations and `docker stop` send SIGTERM
-    try:
-        app()
-    except (Interrupted, KeyboardInterrupt):
-        if "ldfix.image.docker" in sys.modules:
-            from ldfix.image.docker import interrupt_cleanup
-
-            interrupt_cleanup()
-        sys.stderr.write("ldfix: interrupted; every container ldfix created was removed\n")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)  # do not wait for a loader thread still blocked on the daemon
-
-
-from ldfix.cli import patch_cmd  # noqa: E402,F401  (registers `ldfix patch`)

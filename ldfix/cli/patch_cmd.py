@@ -4,43 +4,53 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ldfix.cli.app import FailOn, Format, _cleanup, _fail, _oracle_for, _parse_env, app, emit, open_image
+from ldfix.cli import options as opt
+from ldfix.cli.app import app, emit, fail, lazy_progress
+from ldfix.diagnose.finding import FailOn
 from ldfix.errors import LdfixError, UsageError
 from ldfix.image.base import ImageView
+from ldfix.oracle.base import Oracle
+from ldfix.report import Format
 
 
 @app.command()
 def patch(
-    dockerfiles: Annotated[list[str], typer.Argument(help="the Dockerfile to check or fix (several with --check or "
-                                                        "--write, as pre-commit passes them)")],
+    dockerfiles: Annotated[list[str], typer.Argument(metavar="DOCKERFILE...", help="the Dockerfile to check or fix "
+                                                     "(several with --check or --write, as pre-commit passes them)")],
     write: Annotated[bool, typer.Option("--write", help="apply the fix in place (atomic)")] = False,
     check: Annotated[bool, typer.Option("--check", help="exit 1 if the file needs a fix")] = False,
-    overlay: Annotated[str | None, typer.Option("--overlay", help="write FROM <built image> + fix lines to FILE")
-                       ] = None,
+    overlay: Annotated[str | None, typer.Option("--overlay", metavar="FILE",
+                                                help="write FROM <built image> + fix lines to FILE")] = None,
     env_line: Annotated[bool, typer.Option("--env-line", help="print only the ENV LD_LIBRARY_PATH line")] = False,
-    image: Annotated[str | None, typer.Option("--image", help="scan this built image instead of the base")] = None,
+    image: Annotated[str | None, typer.Option("--image", metavar="IMAGE",
+                                              help="scan this built image instead of the base")] = None,
     build: Annotated[bool, typer.Option("--build", help="docker build the file first and scan the result")] = False,
-    target: Annotated[str | None, typer.Option("--target", help="the stage to patch (default: the last)")] = None,
-    build_arg: Annotated[list[str], typer.Option("--build-arg", help="K=V as for docker build")] = [],  # noqa: B006
-    base_env: Annotated[list[str], typer.Option("--base-env", help="K=V of the base image env; no daemon is asked"
-                                                )] = [],  # noqa: B006
-    lib: Annotated[list[str], typer.Option("--lib", help="also check this soname (repeatable)")] = [],  # noqa: B006
-    platform: Annotated[str | None, typer.Option("--platform", help="OS/ARCH to pull or inspect")] = None,
-    fmt: Annotated[Format | None, typer.Option("--format", help="table | json | markdown | sarif "
-                                                                  "(default: a unified diff)")] = None,
-    output: Annotated[str | None, typer.Option("--output", help="write the report to FILE")] = None,
-    fail_on: Annotated[FailOn, typer.Option("--fail-on", help="lowest severity that fails the run")] = FailOn.error,
-    no_pull: Annotated[bool, typer.Option("--no-pull", help="never contact a registry")] = False,
-    static: Annotated[bool, typer.Option("--static", help="never run anything from the image")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+    target: Annotated[str | None, typer.Option("--target", metavar="STAGE",
+                                               help="the stage to patch (default: the last)")] = None,
+    build_arg: Annotated[list[str], typer.Option("--build-arg", metavar="K=V",
+                                                 help="a build argument, as for docker build (repeatable)")
+                         ] = [],  # noqa: B006
+    base_env: Annotated[list[str], typer.Option("--base-env", metavar="K=V",
+                                                help="the base image's env, given instead of opening the base "
+                                                     "image; no daemon is asked (repeatable)")] = [],  # noqa: B006
+    lib: opt.Lib = [],  # noqa: B006
+    platform: opt.PlatformOpt = None,
+    fmt: Annotated[Format | None, typer.Option("--format", metavar="FORMAT", case_sensitive=False,
+                                               help="table | json | markdown | sarif (default: a unified diff)")
+                   ] = None,
+    output: opt.Output = None,
+    fail_on: opt.FailOnOpt = FailOn.ERROR,
+    no_pull: opt.NoPull = False,
+    static: opt.Static = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Fix (or check) a Dockerfile so the image resolves its libraries."""
     if len(dockerfiles) > 1 and (fmt is not None or output or overlay or env_line or image or build):
-        _fail(UsageError("several Dockerfiles work only with --check, --write or the default diff",
+        fail(UsageError("several Dockerfiles work only with --check, --write or the default diff",
                          "run ldfix patch once per file for --format, --output, --overlay, --env-line, --image, "
                          "--build"))
     worst = 0
@@ -59,7 +69,9 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
                image: str | None, build: bool, target: str | None, build_arg: list[str], base_env: list[str],
                lib: list[str], platform: str | None, fmt: Format | None, output: str | None, fail_on: FailOn,
                no_pull: bool, static: bool, quiet: bool) -> None:
+    from ldfix import api
     from ldfix.dockerfile.job import Options, check_exit, run
+    from ldfix.image.refs import parse_ref
     from ldfix.report.patch import (
         finding_lines,
         render_json,
@@ -71,12 +83,15 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
 
     views: list[ImageView] = []
 
-    def opener(ref: str, no_pull_now: bool) -> tuple[ImageView, Any]:
-        view = open_image(ref, {}, platform, no_pull_now, quiet)
+    def opener(ref: str, no_pull_now: bool) -> tuple[ImageView, Oracle | None]:
+        source = api.Source(parse_ref(ref), {}, opt.platform_of(platform), no_pull_now, static,
+                            None if quiet else lazy_progress())
+        view = api.open_view(source)
         views.append(view)
-        return view, (None if static else _oracle_for(view))
+        return view, api.oracle_for(view, static)
 
     try:
+        opt.platform_of(platform)  # a bad --platform is a usage error even when no image is opened
         modes = [m for m, on in (("--write", write), ("--check", check), ("--overlay", overlay is not None),
                                  ("--env-line", env_line)) if on]
         if len(modes) > 1:
@@ -85,16 +100,16 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
             raise UsageError("--image and --build cannot be combined", "--build scans what it builds")
         if overlay is not None and not (image or build):
             raise UsageError("--overlay needs the built image to start FROM", "add --image REF or --build")
-        opts = Options(target, _parse_env(build_arg, "--build-arg"),
-                       _parse_env(base_env, "--base-env") if base_env else None, image, build, no_pull, fail_on.value,
+        opts = Options(target, opt.parse_env(build_arg, "--build-arg"),
+                       opt.parse_env(base_env, "--base-env") if base_env else None, image, build, no_pull, fail_on,
                        list(lib))
-        result = run(dockerfile, opts, opener, display=dockerfile)
+        result = run(dockerfile, opts, opener, api.scan_view, display=dockerfile)
     except LdfixError as err:
         for view in views:
-            _cleanup(view)
-        _fail(err)
+            view.close()
+        fail(err)
     for view in views:
-        _cleanup(view)
+        view.close()
     mode = "write" if write else "check" if check else "overlay" if overlay else "env-line" if env_line else "diff"
     try:
         if write and result.changed:
@@ -117,20 +132,20 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
             except OSError as err:
                 raise LdfixError(f"cannot write {overlay}: {err.strerror or err}", "check the path") from None
     except LdfixError as err:
-        _fail(err)
+        fail(err)
 
     text = ""
-    if fmt is Format.json:
+    if fmt is Format.JSON:
         text = render_json(result)
-    elif fmt is Format.markdown:
+    elif fmt is Format.MARKDOWN:
         text = render_markdown(result)
-    elif fmt is Format.sarif:
+    elif fmt is Format.SARIF:
         text = render_sarif(result)
-    elif fmt is Format.table:
+    elif fmt is Format.TABLE:
         text = render_text(result)
     else:
         summary = scan_summary(result)
-        lines = finding_lines(result, show_info=fail_on is FailOn.info)
+        lines = finding_lines(result, show_info=fail_on is FailOn.INFO)
         for line in lines + ([summary] if summary else []) + [f"note: {n}" for n in result.notes]:
             sys.stderr.write(line + "\n")
         if mode == "diff":
@@ -146,5 +161,5 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
             sys.stderr.write(f"wrote {overlay}\n" if result.changed else f"{dockerfile}: no change needed; "
                              f"{overlay} not written\n")
     emit(text, output)
-    raise typer.Exit(check_exit(result, mode, fail_on.value))
+    raise typer.Exit(check_exit(result, mode, fail_on))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from ldfix.image.base import Kind
 from ldfix.image.pathwalk import Walker
 from ldfix.loader.elf import ElfInfo, probe_any
 from ldfix.loader.ldconf import is_dso_name
+from ldfix.loader.platform import LoaderPlatform
 
 SKIP_DIRS = frozenset({"/proc", "/sys", "/dev", "/run", "/var/cache/apt", "/var/lib/apt", "/usr/share/doc",
                        "/usr/share/man", "/usr/share/locale", "/usr/include", "/boot"})
@@ -37,6 +37,11 @@ class LibraryIndex:
     def sonames(self) -> set[str]:
         return set(self.by_soname)
 
+    def good_candidates(self, soname: str, platform: LoaderPlatform) -> list[Candidate]:
+        """The candidates the image's loader could load: its ELF class and machine."""
+        return [c for c in self.candidates(soname)
+                if c.info.elf_class == platform.elf_class and c.info.machine == platform.machine]
+
 
 def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
                 progress: Callable[[int], None] | None = None) -> LibraryIndex:
@@ -50,17 +55,10 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
         if d in visited or d in SKIP_DIRS:
             continue
         visited.add(d)
-        kinds = getattr(walker.fs, "kinds", None)
-        if callable(kinds):
-            entries: list[tuple[str, Kind | None]] = sorted(kinds(d))
-        else:
-            entries = [(name, st.kind if (st := walker.lstat(posixpath.join(d, name))) else None)
-                       for name in sorted(walker.fs.listdir(d))]
+        entries = sorted(walker.fs.kinds(d))
         prefix = d if d.endswith("/") else d + "/"
         for name, kind in entries:
             path = prefix + name
-            if kind is None:
-                continue
             if kind is Kind.DIR:
                 stack.append(path)
                 if name == "glibc-hwcaps":

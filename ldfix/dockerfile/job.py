@@ -5,20 +5,35 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from ldfix.diagnose.finding import Finding, Report, severity_rank
+from ldfix.diagnose.context import ImageFacts
+from ldfix.diagnose.finding import FailOn, Finding, FixKind, Report, Severity, Status
+from ldfix.diagnose.rules.dockerfile_syntax import RULE as SYNTAX
+from ldfix.diagnose.scan import ScanOptions
 from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, stage_findings, syntax_findings
 from ldfix.dockerfile.model import Analysis, StageEnv, analyze, apply_onbuild, evaluate
 from ldfix.dockerfile.parser import Dockerfile, parse
 from ldfix.dockerfile.patch import Plan, apply, plan, unified_diff
 from ldfix.errors import InputFileError, LdfixError, UsageError
+from ldfix.fix.plan import FIXABLE
 from ldfix.image.base import ImageView
+from ldfix.oracle.base import Oracle
 
-# (reference, no_pull) -> (view, oracle or None); the CLI supplies it (pull progress, platform, oracle choice)
-Opener = Callable[[str, bool], tuple[ImageView, Any]]
+ENTRY_CODES = ("LDPATH_BAD", "COMPAT", "STUB")  # findings about one LD_LIBRARY_PATH entry
+
+# (reference, no_pull) -> (view, oracle or None); the composition root supplies it
+Opener = Callable[[str, bool], tuple[ImageView, "Oracle | None"]]
+
+
+class ScanView(Protocol):
+    """api.scan_view: a scan of an open view with a given env, and its verified fix."""
+
+    def __call__(self, view: ImageView, oracle: Oracle | None, options: ScanOptions, env: Mapping[str, str] | None,
+                 facts: ImageFacts | None, progress: Callable[[int], None] | None = None
+                 ) -> tuple[Report, ImageFacts]: ...
 
 
 @dataclass
@@ -29,7 +44,7 @@ class Options:
     image: str | None = None  # --image REF: scan this built image instead of the base
     build: bool = False
     no_pull: bool = False
-    fail_on: str = "error"
+    fail_on: FailOn = FailOn.ERROR
     libs: list[str] = field(default_factory=list)
 
 
@@ -57,16 +72,15 @@ class PatchResult:
     def diff(self) -> str | None:
         return unified_diff(self.path, self.old, self.new) if self.changed else None
 
-    def unfixed(self, fail_on: str) -> list[Finding]:
+    def unfixed(self, fail_on: FailOn) -> list[Finding]:
         """Findings at or above fail_on that would remain after the change (all of them when nothing changes)."""
-        threshold = severity_rank(fail_on) if fail_on != "none" else 99
-        return [f for f in self.after if severity_rank(f.severity) >= threshold]
+        return [f for f in self.after if fail_on.blocks(f.severity)]
 
     def overlay(self, image: str) -> str:
         lines = [f"FROM {image}"]
         if self.plan and self.plan.env_line:
             lines.append(self.plan.env_line)
-        if self.scan and self.scan.fix and self.scan.fix.kind == "ldconfig":
+        if self.scan and self.scan.fix and self.scan.fix.kind is FixKind.LDCONFIG:
             lines += self.scan.fix.run_lines
         return "\n".join(lines) + "\n"
 
@@ -98,7 +112,7 @@ def _base_facts(view: ImageView | None, opts: Options) -> tuple[dict[str, str] |
     return dict(view.config.env), view.config.working_dir, view.config.user, view.config.onbuild
 
 
-def run(path: str, opts: Options, opener: Opener, display: str | None = None) -> PatchResult:
+def run(path: str, opts: Options, opener: Opener, scan_view: ScanView, display: str | None = None) -> PatchResult:
     display = display or path
     data = read_dockerfile(path)
     df = parse(data)
@@ -109,8 +123,8 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
         names = ", ".join(s.name for s in an.stages if s.name) or "none"
         raise UsageError(f'target stage "{opts.target}" could not be found', f"stages with names: {names}")
     if stage is None and not findings:
-        findings.append(Finding("DOCKERFILE_SYNTAX", "error", "the file has no FROM instruction", file=display, line=1,
-                                fix="start the build stage with FROM <image>"))
+        findings.append(SYNTAX.finding("the file has no FROM instruction", file=display, line=1,
+                                       fix="start the build stage with FROM <image>"))
     base = an.root_base(stage) if stage else None
     result = PatchResult(display, stage.name if stage and stage.name else ("final" if stage else None), base,
                          findings, None, data, data, None, None)
@@ -150,22 +164,20 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
     result.findings += _lint_findings(lint) + stage_findings(an, stage, display, user)
 
     report = None
-    ctx = None
+    facts = None
     built = scanned is not None and scanned is not base_view
+    scan_options = ScanOptions(tuple(opts.libs), opts.fail_on)
     if scanned is not None:
-        from ldfix.diagnose.engine import prepare, scan
-
         result.scanned_ref = scanned.ref
-        ctx = prepare(scanned, oracle)
         env = dict(scanned.config.env) if built else stage_env.env
         if not built:
             scanned.config = replace(scanned.config, env=env, working_dir=stage_env.working_dir)
-        report = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
+        report, facts = scan_view(scanned, oracle, scan_options, env, None)
         result.scan = report
-        result.findings += _not_already_linted(report.findings, stage_env)
+        result.findings += _not_already_linted(list(report.findings), stage_env)
         fix = report.fix
-        add = list(fix.ld_library_path_add) if fix and fix.kind == "env" else []
-        run_lines = list(fix.run_lines) if fix and fix.kind == "ldconfig" else []
+        add = list(fix.ld_library_path_add) if fix and fix.kind is FixKind.ENV else []
+        run_lines = list(fix.run_lines) if fix and fix.kind is FixKind.LDCONFIG else []
         result.plan = plan(an, stage, lint, add, run_lines, user, _reason(report))
     else:
         result.plan = plan(an, stage, lint, [], [], user)
@@ -176,7 +188,8 @@ def run(path: str, opts: Options, opener: Opener, display: str | None = None) ->
     if not result.plan.changed:
         return result
     result.new = apply(df, result.plan.edits)
-    result.verified = _recheck(result, opts, base_env, wd, user, scanned, oracle, ctx, built)
+    recheck = Recheck(opts, base_env, wd, user, scanned, oracle, facts, built, scan_view, scan_options)
+    result.verified = _recheck(result, recheck)
     if result.verified is False:
         result.notes.append("the patched file did not pass the re-check; no change is offered")
         result.new = data
@@ -218,7 +231,7 @@ def _not_already_linted(findings: list[Finding], stage_env: StageEnv) -> list[Fi
     written = [step.assignment.raw for step in stage_env.steps if step.assignment.key == KEY]
     out = []
     for f in findings:
-        entry_finding = f.soname is None and f.code in ("LDPATH_BAD", "COMPAT", "STUB") and f.paths
+        entry_finding = f.soname is None and f.code in ENTRY_CODES and f.paths
         if entry_finding and any(f.paths[0] and f.paths[0] in raw for raw in written):
             continue
         out.append(f)
@@ -226,7 +239,7 @@ def _not_already_linted(findings: list[Finding], stage_env: StageEnv) -> list[Fi
 
 
 def _reason(report: Report) -> str:
-    codes = [f for f in report.findings if f.code in ("PATH_MISSING", "TRANSITIVE", "STALE_CACHE")]
+    codes = [f for f in report.findings if f.code in FIXABLE]
     parts = sorted({f"{f.code} {f.soname}" for f in codes if f.soname})
     return ", ".join(parts[:4]) + (", ..." if len(parts) > 4 else "")
 
@@ -235,11 +248,29 @@ def _lint_findings(lint: list[StepFindings]) -> list[Finding]:
     return [f for sf in lint for f in sf.findings]
 
 
-def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None, wd: str, user: str,
-             scanned: ImageView | None, oracle: Any, ctx: Any, built: bool) -> bool | None:
+@dataclass(frozen=True)
+class Recheck:
+    """What the re-check of a patched file needs: the same base facts and the same scanned image."""
+
+    opts: Options
+    base_env: dict[str, str] | None
+    wd: str
+    user: str
+    scanned: ImageView | None
+    oracle: Oracle | None
+    facts: ImageFacts | None
+    built: bool
+    scan_view: ScanView
+    scan_options: ScanOptions
+
+
+def _recheck(result: PatchResult, rc: Recheck) -> bool | None:
     """Check the patched file as if it were new: it must parse, its LD_LIBRARY_PATH lines must be clean, and
     with its LD_LIBRARY_PATH the scanned image must resolve every library (the model, then the image's own
-    loader). Fills `result.after` with what would still be reported. None when no image could be asked."""
+    loader, through the same scan and fix verification as `ldfix scan`). Fills `result.after` with what would
+    still be reported. None when no image could be asked."""
+    opts, base_env, wd, user, scanned, oracle, built = (rc.opts, rc.base_env, rc.wd, rc.user, rc.scanned,
+                                                        rc.oracle, rc.built)
     df2: Dockerfile = parse(result.new)
     an2: Analysis = analyze(df2, opts.build_args)
     stage2 = an2.target(opts.target)
@@ -250,14 +281,12 @@ def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None
     after = _lint_findings(lint_steps(env2, result.path, env2.working_dir, df2.escape))
     after += stage_findings(an2, stage2, result.path, user)
     result.after = after
-    if any(f.severity == "error" for f in after):
+    if any(f.severity is Severity.ERROR for f in after):
         result.notes.append("the repaired line still has findings: " + "; ".join(
-            f.message for f in after if f.severity == "error"))
+            f.message for f in after if f.severity is Severity.ERROR))
         return False
     if scanned is None or result.scan is None:
         return None
-    from ldfix.diagnose.engine import scan
-
     if built and base_env is None:  # the built image's env with the fix's directories in front
         env = dict(scanned.config.env)
         add = result.scan.fix.ld_library_path_add if result.scan.fix else []
@@ -266,28 +295,28 @@ def _recheck(result: PatchResult, opts: Options, base_env: dict[str, str] | None
             env[KEY] = ":".join(add) + (f":{old}" if old else "")
     else:
         env = {**(dict(scanned.config.env) if built else {}), **env2.env}
-    if result.scan.fix is not None and result.scan.fix.kind == "ldconfig":
+    if result.scan.fix is not None and result.scan.fix.kind is FixKind.LDCONFIG:
         # the new RUN line (re)builds the cache; the scan already checked it in a throwaway overlay build
         verified = result.scan.fix.verified
         handled = ("STALE_CACHE", "PATH_MISSING", "TRANSITIVE") if verified is not False else ()
         result.after = after + [f for f in result.scan.findings if f.code not in handled]
         return verified
-    again = scan(scanned, opts.libs, oracle, False, opts.fail_on, env_override=env, ctx=ctx)
-    result.after = after + again.findings
-    before = {lib.soname: lib.realpath for lib in result.scan.libraries if lib.status == "resolved"}
+    again, _ = rc.scan_view(scanned, oracle, rc.scan_options, env, rc.facts)
+    result.after = after + list(again.findings)
+    before = {lib.soname: lib.realpath for lib in result.scan.libraries if lib.status is Status.RESOLVED}
     for lib in again.libraries:
-        if lib.soname in before and lib.status == "resolved" and lib.realpath != before[lib.soname]:
+        if lib.soname in before and lib.status is Status.RESOLVED and lib.realpath != before[lib.soname]:
             result.notes.append(f"with the patch {lib.soname} loads {lib.realpath} instead of {before[lib.soname]}")
-    unresolved = [lib.soname for lib in again.libraries if lib.status == "unresolved"]
+    unresolved = [lib.soname for lib in again.libraries if lib.status is Status.UNRESOLVED]
     if unresolved:
         result.notes.append("after the patch these still do not resolve: " + ", ".join(unresolved))
         return False
     if oracle is None:
         return None
-    return all(lib.verified is True for lib in again.libraries if lib.status == "resolved")
+    return all(lib.verified is True for lib in again.libraries if lib.status is Status.RESOLVED)
 
 
-def check_exit(result: PatchResult, mode: str, fail_on: str) -> int:
+def check_exit(result: PatchResult, mode: str, fail_on: FailOn) -> int:
     """1 when the file has syntax errors, needs a change (except after --write made it), or would still have
     findings at or above --fail-on after the change; else 0."""
     if any(f.code == "DOCKERFILE_SYNTAX" for f in result.findings):

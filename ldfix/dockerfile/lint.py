@@ -6,7 +6,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ldfix.diagnose.finding import Finding
+from ldfix.diagnose.finding import Finding, Severity
+from ldfix.diagnose.rules import BY_CODE
+from ldfix.diagnose.rules.dockerfile_syntax import RULE as SYNTAX
+from ldfix.diagnose.rules.ldpath_bad import GUARD as GUARD_FIX
+from ldfix.diagnose.rules.ldpath_bad import entry_problem
+from ldfix.diagnose.rules.stale_cache import RULE as STALE
 from ldfix.dockerfile.model import ROOT_USERS, Analysis, EnvStep, Stage, StageEnv, env_assignments
 from ldfix.dockerfile.parser import ParseError
 from ldfix.dockerfile.shell import ShellError, expand
@@ -15,8 +20,6 @@ from ldfix.loader.env import in_dir_named, split_ld_library_path
 KEY = "LD_LIBRARY_PATH"
 SELF_REF = re.compile(r"\$(\{)?LD_LIBRARY_PATH\b")
 GUARDED = re.compile(r"\$\{LD_LIBRARY_PATH:?\+")
-JUNK = re.compile(r"[#'\"`\s$\\]")
-GUARD_FIX = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
 UNKNOWN = "/ldfix-base-value-unknown"
 
 
@@ -42,16 +45,15 @@ def syntax_findings(an: Analysis, path: str) -> list[Finding]:
             text = an.df.text(end, end).rstrip("\r\n")
             m = trailing.search(text)
             if m is not None:
-                out.append(Finding(
-                    "DOCKERFILE_SYNTAX", "error",
+                out.append(SYNTAX.finding(
                     f"text after the line-continuation character (column {m.start() + 1}): the instruction ends "
                     f"on this line, so line {err.line} starts a new instruction",
-                    file=path, line=end, evidence=[text.strip()],
+                    file=path, line=end, evidence=(text.strip(),),
                     fix=f"move {m.group(1).strip()!r} to its own line above the instruction, or delete it, so "
                         f"'{esc}' is the last character"))
-        out.append(Finding("DOCKERFILE_SYNTAX", "error", f"dockerfile parse error on line {err.line}: {err.message}",
-                           file=path, line=err.line, evidence=[an.df.text(err.line, err.line).strip()],
-                           fix="Docker rejects this file; ldfix does not edit it until it parses"))
+        out.append(SYNTAX.finding(f"dockerfile parse error on line {err.line}: {err.message}",
+                                  file=path, line=err.line, evidence=(an.df.text(err.line, err.line).strip(),),
+                                  fix="Docker rejects this file; ldfix does not edit it until it parses"))
     return sorted(out, key=lambda f: f.line or 0)
 
 
@@ -74,19 +76,19 @@ def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: 
     found: list[Finding] = []
     repairable = False
 
-    def add(code: str, severity: str, message: str, fix: str, repair: bool = True) -> None:
+    def add(code: str, severity: Severity | None, message: str, fix: str, repair: bool = True) -> None:
         nonlocal repairable
-        found.append(Finding(code, severity, message, file=path, line=line, evidence=[f"{KEY}={step.after}"],
-                             fix=fix))
+        found.append(BY_CODE[code].finding(message, severity, file=path, line=line,
+                                           evidence=(f"{KEY}={step.after}",), fix=fix))
         repairable = repairable or repair
 
     if a.legacy:
-        add("LDPATH_BAD", "warning", f"legacy 'ENV {KEY} value' form: everything after the first space is the "
+        add("LDPATH_BAD", None, f"legacy 'ENV {KEY} value' form: everything after the first space is the "
             "value, '#' and spaces included", f'write ENV {KEY}="..." (key=value form, double quotes)')
     refs_self = SELF_REF.search(a.raw) is not None
     unguarded = refs_self and GUARDED.search(a.raw) is None
     if unguarded and not base_known:
-        add("LDPATH_BAD", "warning", f"${KEY} is used without a guard: if the base image does not set it, the "
+        add("LDPATH_BAD", None, f"${KEY} is used without a guard: if the base image does not set it, the "
             "value gets an empty entry (= the working directory)", f"use the {GUARD_FIX} guard", repair=False)
     value = step.after
     if not base_known and step.before is None and refs_self:
@@ -98,34 +100,22 @@ def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: 
     for entry in _entries(value):
         if entry == UNKNOWN:
             continue
-        if entry == "":
-            why = ""
-            if unguarded and not step.before:
-                why = f" (${KEY} is unset or empty before this line, so it expands to nothing)"
-            add("LDPATH_BAD", "error", f"{KEY} has an empty entry{why}: the loader searches the working directory "
-                f"({working_dir}) there", f"use the {GUARD_FIX} guard and no empty entries")
-        elif "#" in entry:
-            add("LDPATH_BAD", "error", f"{KEY} entry '{entry}' does not exist: '#' is part of the value",
-                "delete the '#' and anything after it (Dockerfiles have no trailing comments)")
-        elif JUNK.search(entry):
-            what = "a quote" if re.search(r"['\"`]", entry) else "'$'" if "$" in entry else (
-                "a backslash" if "\\" in entry else "whitespace")
-            add("LDPATH_BAD", "error", f"{KEY} entry '{entry}' contains {what}, which becomes part of the directory "
-                "name", "remove it (single quotes stop expansion; quotes inside a legacy value are literal)")
-        elif not entry.startswith("/"):
-            add("LDPATH_BAD", "warning", f"{KEY} entry '{entry}' is relative: it depends on the working directory",
-                "use an absolute directory", repair=False)
-        else:
-            if in_dir_named(entry, "compat"):
-                add("COMPAT", "warning", f"{entry} (CUDA forward-compatibility directory) is on {KEY}: its "
-                    "libcuda.so.1 overrides the driver's", f"remove {entry}; the NVIDIA runtime mounts the driver")
-            elif in_dir_named(entry, "stubs"):
-                add("STUB", "error", f"{entry} (link-time stubs) is on {KEY}: a stub libcuda.so.1 fails at run "
-                    "time", f"remove {entry}; stubs are for linking only")
+        problem = entry_problem(entry, working_dir)
+        if problem is not None:
+            message = problem.message
+            if entry == "" and unguarded and not step.before:
+                message += f" (${KEY} is unset or empty before this line, so it expands to nothing)"
+            add("LDPATH_BAD", problem.severity, message, problem.fix, repair=problem.severity is Severity.ERROR)
+        elif in_dir_named(entry, "compat"):
+            add("COMPAT", None, f"{entry} (CUDA forward-compatibility directory) is on {KEY}: its libcuda.so.1 "
+                "overrides the driver's", f"remove {entry}; the NVIDIA runtime mounts the driver")
+        elif in_dir_named(entry, "stubs"):
+            add("STUB", None, f"{entry} (link-time stubs) is on {KEY}: a stub libcuda.so.1 fails at run time",
+                f"remove {entry}; stubs are for linking only")
     if not refs_self and step.before:
         dropped = [e for e in _entries(step.before) if e and e not in _entries(step.after)]
         if dropped:
-            add("LDPATH_BAD", "warning", f"this ENV drops the inherited {KEY} entries {', '.join(dropped)}",
+            add("LDPATH_BAD", None, f"this ENV drops the inherited {KEY} entries {', '.join(dropped)}",
                 f"keep them with the {GUARD_FIX} guard, or confirm they are not needed", repair=False)
     return StepFindings(step, found, repairable)
 
@@ -142,7 +132,7 @@ def stage_findings(an: Analysis, target: Stage, path: str, base_user: str = "") 
         for instr in st.body:
             if instr.name == "env" and any(a.key == KEY for a in env_assignments(instr, an.df.escape)[0]):
                 label = f"stage '{st.name}'" if st.name else f"stage {st.index}"
-                out.append(Finding("LDPATH_BAD", "warning", f"{KEY} is set in {label}, which the target stage does "
+                out.append(BY_CODE["LDPATH_BAD"].finding(f"{KEY} is set in {label}, which the target stage does "
                                    "not build FROM: it does not reach the final image (COPY --from copies files, "
                                    "not ENV)", file=path, line=instr.start,
                                    fix="set it in the target stage (ldfix patch does that when a library needs it)"))
@@ -153,7 +143,8 @@ def stage_findings(an: Analysis, target: Stage, path: str, base_user: str = "") 
                 user = instr.args.strip()
             elif instr.name == "run" and re.search(r"(^|[\s;&|/\"'])ldconfig(\s|$|[;&|\"'])", instr.args) \
                     and user not in ROOT_USERS:
-                out.append(Finding("STALE_CACHE", "warning", f"RUN ldconfig runs as USER {user}: it cannot rewrite "
-                                   "/etc/ld.so.cache, so the cache stays stale", file=path, line=instr.start,
+                out.append(STALE.finding(f"RUN ldconfig runs as USER {user}: it cannot rewrite "
+                                   "/etc/ld.so.cache, so the cache stays stale", Severity.WARNING, file=path,
+                                   line=instr.start,
                                    fix=f"run it before USER {user}, or wrap it in USER root / USER {user}"))
     return out

@@ -2,26 +2,24 @@
 `oci-dir:` (an OCI image layout, tarred or not).
 
 Layers are read where they lie. An uncompressed layer inside an uncompressed archive is indexed once (tar
-headers only) and every read seeks straight to the member's bytes, so a 1 GB library costs a few small reads.
-A gzip-compressed layer has no random access: it is decompressed once, sequentially, into a temporary file
-(removed when the scan ends) and then read the same way. Layers stack with OCI whiteouts (`.wh.NAME` hides a
-lower entry, `.wh..wh..opq` hides a directory's lower contents)."""
+headers only, tarstream.py) and every read seeks straight to the member's bytes, so a 1 GB library costs a few
+small reads. A gzip-compressed layer has no random access: it is decompressed once, sequentially, into a
+temporary file (removed when the scan ends) and then read the same way. Layers stack in the one layer merge
+(layers.py) with OCI whiteouts."""
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import os
 import shutil
-import tarfile
 import tempfile
-from dataclasses import dataclass
 from typing import IO, Any
 
 from ldfix.errors import ImageAccessError
-from ldfix.image.base import ImageConfig, ImageView, Kind, Stat
-from ldfix.image.pathwalk import normalize
+from ldfix.image import tarstream
+from ldfix.image.base import ImageView, config_from
+from ldfix.image.layers import MergedTree, add_tar_layer
 
 GZIP = b"\x1f\x8b"
 ZSTD = b"\x28\xb5\x2f\xfd"
@@ -49,128 +47,6 @@ class _Window:
         return data
 
 
-@dataclass
-class _Entry:
-    kind: Kind
-    size: int
-    mode: int
-    layer: int  # index into ArchiveFS.layers
-    offset: int  # where the member's data starts in that layer file
-    target: str = ""  # symlink target, or the path a hard link points at
-
-
-class ArchiveFS:
-    """The merged filesystem of a list of layer tars (bottom first)."""
-
-    def __init__(self) -> None:
-        self.layers: list[tuple[IO[bytes], int]] = []  # (file, base offset of the layer inside it)
-        self.entries: dict[str, _Entry] = {"/": _Entry(Kind.DIR, 0, 0o755, -1, 0)}
-        self.children: dict[str, set[str]] = {"/": set()}
-        self._temps: list[str] = []
-        self._files: list[IO[bytes]] = []
-
-    # -- building ------------------------------------------------------------------------------------
-    def add_layer(self, fh: IO[bytes], start: int, size: int) -> None:
-        index = len(self.layers)
-        self.layers.append((fh, start))
-        window = _Window(fh, start, size)
-        try:
-            with tarfile.open(fileobj=window, mode="r:") as tar:  # type: ignore[call-overload]
-                for member in tar:
-                    self._apply(member, index)
-        except tarfile.TarError as err:
-            raise ImageAccessError(f"a layer of the archive is not a readable tar: {err}",
-                                   "check the archive (docker save / skopeo copy it again)") from err
-
-    def _apply(self, m: tarfile.TarInfo, layer: int) -> None:
-        path = normalize("/" + m.name.lstrip("./").lstrip("/")) if m.name not in (".", "./") else "/"
-        parent, _, base = path.rpartition("/")
-        parent = parent or "/"
-        if base == ".wh..wh..opq":
-            for child in list(self.children.get(parent, ())):
-                self._remove(parent.rstrip("/") + "/" + child)
-            return
-        if base.startswith(".wh."):
-            self._remove(parent.rstrip("/") + "/" + base[4:])
-            return
-        self._parents(path)
-        if m.isdir():
-            entry = _Entry(Kind.DIR, 0, m.mode, layer, 0)
-            if path in self.entries and self.entries[path].kind is Kind.DIR:
-                self.entries[path] = entry  # a directory in an upper layer keeps the lower contents
-                return
-        elif m.issym():
-            entry = _Entry(Kind.LINK, 0, m.mode, layer, 0, m.linkname)
-        elif m.islnk():
-            target = normalize("/" + m.linkname.lstrip("./").lstrip("/"))
-            found = self.entries.get(target)
-            if found is None:
-                return
-            entry = _Entry(found.kind, found.size, found.mode, found.layer, found.offset, found.target)
-        elif m.isreg():
-            entry = _Entry(Kind.FILE, m.size, m.mode, layer, m.offset_data)
-        else:
-            entry = _Entry(Kind.OTHER, 0, m.mode, layer, 0)
-        if path in self.entries:
-            self._remove(path)
-        self.entries[path] = entry
-        self.children.setdefault(parent, set()).add(base)
-        if entry.kind is Kind.DIR:
-            self.children.setdefault(path, set())
-
-    def _parents(self, path: str) -> None:
-        cur = ""
-        for part in path.strip("/").split("/")[:-1]:
-            parent = cur or "/"
-            cur += "/" + part
-            if cur not in self.entries or self.entries[cur].kind is not Kind.DIR:
-                if cur in self.entries:
-                    self._remove(cur)
-                self.entries[cur] = _Entry(Kind.DIR, 0, 0o755, -1, 0)
-                self.children.setdefault(cur, set())
-                self.children.setdefault(parent, set()).add(part)
-
-    def _remove(self, path: str) -> None:
-        if path not in self.entries:
-            return
-        for child in list(self.children.get(path, ())):
-            self._remove(path.rstrip("/") + "/" + child)
-        self.children.pop(path, None)
-        del self.entries[path]
-        parent, _, base = path.rpartition("/")
-        self.children.get(parent or "/", set()).discard(base)
-
-    # -- ImageFS -------------------------------------------------------------------------------------
-    def lstat(self, path: str) -> Stat | None:
-        e = self.entries.get(path)
-        return Stat(e.kind, e.size, e.mode) if e else None
-
-    def readlink(self, path: str) -> str:
-        e = self.entries.get(path)
-        if e is None or e.kind is not Kind.LINK:
-            raise OSError(f"{path}: not a symlink")
-        return e.target
-
-    def listdir(self, path: str) -> list[str]:
-        return list(self.children.get(path, ()))
-
-    def read(self, path: str, offset: int, size: int) -> bytes:
-        e = self.entries.get(path)
-        if e is None or e.kind is not Kind.FILE:
-            raise OSError(f"{path}: not a regular file")
-        size = max(0, min(size, e.size - offset))
-        fh, base = self.layers[e.layer]
-        fh.seek(base + e.offset + offset)
-        return fh.read(size)
-
-    def close(self) -> None:
-        for fh in self._files:
-            fh.close()
-        for tmp in self._temps:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
 class _Source:
     """Named blobs of an archive: members of an outer tar (seekable windows) or files of a directory."""
 
@@ -178,14 +54,15 @@ class _Source:
         self.path = path
         self.is_dir = is_dir
         self.fh: IO[bytes] | None = None
-        self.members: dict[str, tarfile.TarInfo] = {}
+        self.members: dict[str, tarstream.Member] = {}
         if not is_dir:
             try:
-                self.fh = open(path, "rb")  # noqa: SIM115 (kept open for the scan, closed by ArchiveFS)
-                with tarfile.open(fileobj=self.fh, mode="r:") as tar:
-                    for m in tar:
-                        self.members[normalize("/" + m.name.lstrip("./")).lstrip("/")] = m
-            except (OSError, tarfile.TarError) as err:
+                self.fh = open(path, "rb")  # noqa: SIM115 (kept open for the scan, closed with the view)
+                fh = self.fh
+                reader = tarstream.Reader(fh.read, lambda n: _seek_ahead(fh, n))
+                for m in tarstream.members(reader):
+                    self.members[m.name.lstrip("./").lstrip("/")] = m
+            except (OSError, tarstream.TarError) as err:
                 raise ImageAccessError(f"cannot read {path} as a tar archive: {err}",
                                        "give a `docker save` or OCI archive (.tar, not compressed as a whole)") from err
 
@@ -205,7 +82,7 @@ class _Source:
     def window(self, name: str) -> _Window:
         m = self.members[name]
         assert self.fh is not None
-        return _Window(self.fh, m.offset_data, m.size)
+        return _Window(self.fh, m.offset, m.size)
 
     def layer(self, name: str) -> tuple[IO[bytes], int, int]:
         """(file, start, size) of an uncompressed layer."""
@@ -217,7 +94,11 @@ class _Source:
             raise ImageAccessError(f"{self.path}: the layer {name} is missing", "the archive is incomplete")
         m = self.members[name]
         assert self.fh is not None
-        return self.fh, m.offset_data, m.size
+        return self.fh, m.offset, m.size
+
+
+def _seek_ahead(fh: IO[bytes], n: int) -> None:
+    fh.seek(n, os.SEEK_CUR)
 
 
 def _blob_name(digest: str) -> str:
@@ -268,58 +149,56 @@ def open_archive(transport: str, path: str) -> ImageView:
         raise ImageAccessError(f"{transport}:{path} is not {want}",
                                "oci-dir: takes an unpacked OCI layout; docker-archive: and oci-archive: take tar files")
     src = _Source(path, is_dir)
+    view = ImageView(MergedTree(), config_from({}, None, None, None), f"{transport}:{path}")
+    if src.fh is not None:
+        view.closers.append(src.fh.close)
     try:
-        layers, config, image_id = _layers_and_config(src, transport)
+        layers, config, view.image_id = _layers_and_config(src, transport)
         if not isinstance(config, dict) or not all(isinstance(x, str) for x in layers):
             raise TypeError("unexpected JSON types")
-        cfg = config.get("config") or {}
-        raw_env = cfg.get("Env") or []
-        if not isinstance(cfg, dict) or not isinstance(raw_env, list) or not all(isinstance(x, str) for x in raw_env):
-            raise TypeError("unexpected JSON types in the image config")
+        view.config = config_from(config.get("config") or {}, config.get("architecture"), config.get("os"),
+                                  config.get("variant"))
     except (TypeError, KeyError, AttributeError, ValueError) as err:
-        if src.fh is not None:
-            src.fh.close()
+        view.close()
         raise ImageAccessError(f"{transport}:{path} has a malformed manifest or config ({err})",
                                "save or copy the image again") from None
     except BaseException:
-        if src.fh is not None:
-            src.fh.close()
+        view.close()
         raise
-    fs = ArchiveFS()
-    if src.fh is not None:
-        fs._files.append(src.fh)
     try:
         for name in layers:
-            fh, start, size = src.layer(name)
-            if is_dir:
-                fs._files.append(fh)
-            magic = _head(fh, start)
-            if magic.startswith(GZIP):
-                fh, start, size = _inflate(fh, start, size, fs)
-            elif magic == ZSTD:
-                raise ImageAccessError(f"{transport}:{path} has zstd-compressed layers, which this version cannot "
-                                       "read", "docker load it and scan it from the daemon")
-            fs.add_layer(fh, start, size)
+            _add_layer(view, src, name, f"{transport}:{path}")
     except BaseException:
-        fs.close()  # no open file or inflated temporary layer outlives a failed open
+        view.close()  # no open file or inflated temporary layer outlives a failed open
         raise
-    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw_env)
-    image_config = ImageConfig(env=env, working_dir=cfg.get("WorkingDir") or "/",
-                               architecture=config.get("architecture") or "amd64", os=config.get("os") or "linux",
-                               variant=config.get("variant"), labels=cfg.get("Labels") or {},
-                               entrypoint=tuple(cfg.get("Entrypoint") or ()), user=cfg.get("User") or "",
-                               onbuild=tuple(cfg.get("OnBuild") or ()))
-    view = ImageView(fs, image_config, f"{transport}:{path}", image_id)
     view.notes.append("an image archive is read, not run: libraries[].verified is null "
                       "(docker load it and scan it by name to have its loader check the result)")
     return view
 
 
-def _inflate(fh: IO[bytes], start: int, size: int, fs: ArchiveFS) -> tuple[IO[bytes], int, int]:
+def _add_layer(view: ImageView, src: _Source, name: str, where: str) -> None:
+    fh, start, size = src.layer(name)
+    if src.is_dir:
+        view.closers.append(fh.close)
+    magic = _head(fh, start)
+    if magic.startswith(GZIP):
+        fh, start, size = _inflate(fh, start, size, view)
+    elif magic == ZSTD:
+        raise ImageAccessError(f"{where} has zstd-compressed layers, which this version cannot read",
+                               "docker load it and scan it from the daemon")
+    assert isinstance(view.fs, MergedTree)
+    try:
+        add_tar_layer(view.fs, fh, start, size)
+    except tarstream.TarError as err:
+        raise ImageAccessError(f"a layer of the archive is not a readable tar: {err}",
+                               "check the archive (docker save / skopeo copy it again)") from err
+
+
+def _inflate(fh: IO[bytes], start: int, size: int, view: ImageView) -> tuple[IO[bytes], int, int]:
     fd, tmp = tempfile.mkstemp(prefix="ldfix-layer-")
-    fs._temps.append(tmp)
+    view.closers.append(lambda: os.unlink(tmp) if os.path.exists(tmp) else None)
     out = os.fdopen(fd, "w+b")
-    fs._files.append(out)
+    view.closers.append(out.close)
     try:
         with gzip.GzipFile(fileobj=_Window(fh, start, size)) as gz:
             shutil.copyfileobj(gz, out, 1 << 20)

@@ -8,9 +8,11 @@ components are real directories (see `pathwalk`). That keeps host paths from lea
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import os
+import stat as statmod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Kind(enum.Enum):
@@ -36,6 +38,9 @@ class ImageFS(Protocol):
     def listdir(self, path: str) -> list[str]:
         """Names in a directory (unsorted is fine); [] when it is not a readable directory."""
 
+    def kinds(self, path: str) -> list[tuple[str, Kind]]:
+        """Names in a directory with the kind of each entry (no symlink following), in one pass."""
+
     def read(self, path: str, offset: int, size: int) -> bytes:
         """Up to `size` bytes of a regular file from `offset`; raises OSError when unreadable."""
 
@@ -60,6 +65,15 @@ class ImageConfig:
         return f"{base}/{self.variant}" if self.variant else base
 
 
+@dataclass(frozen=True)
+class DaemonImage:
+    """Where a daemon image lives, for whoever runs it (the composition root picks the oracle)."""
+
+    client: Any  # a docker.DockerClient; typed loosely so this module needs no docker import
+    image_id: str
+    local: bool  # the daemon's overlay2 directories are readable here (and so writable as root)
+
+
 @dataclass
 class ImageView:
     """One image: its filesystem, its config, and how to name it in reports."""
@@ -69,8 +83,35 @@ class ImageView:
     ref: str
     image_id: str | None = None
     notes: list[str] = field(default_factory=list)
-    oracle: object | None = None  # a runner for the image's own loader, when the source provides one
+    daemon: DaemonImage | None = None  # set when the image is in a Docker daemon (its loader can be run)
+    closers: list[Callable[[], None]] = field(default_factory=list)  # temporary files to remove at the end
+
+    def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
 
 
 def join(directory: str, name: str) -> str:
     return directory.rstrip("/") + "/" + name if directory != "/" else "/" + name
+
+
+def stat_of(st: os.stat_result) -> Stat:
+    """An os.lstat result as a Stat (the one mapping of host file types to kinds)."""
+    mode = st.st_mode
+    kind = (Kind.FILE if statmod.S_ISREG(mode) else Kind.DIR if statmod.S_ISDIR(mode)
+            else Kind.LINK if statmod.S_ISLNK(mode) else Kind.OTHER)
+    return Stat(kind, st.st_size, statmod.S_IMODE(mode))
+
+
+def config_from(inner: Mapping[str, Any], architecture: str | None, os_name: str | None,
+                variant: str | None) -> ImageConfig:
+    """An ImageConfig from an image config's `config` object (the daemon's `Config`, an OCI config's
+    `config`) and its platform fields. Raises TypeError on values of the wrong type."""
+    raw_env = inner.get("Env") or []
+    if not isinstance(inner, Mapping) or not isinstance(raw_env, list) or not all(isinstance(x, str) for x in raw_env):
+        raise TypeError("unexpected JSON types in the image config")
+    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw_env)
+    return ImageConfig(env=env, working_dir=inner.get("WorkingDir") or "/", architecture=architecture or "amd64",
+                       os=os_name or "linux", variant=variant or None, labels=dict(inner.get("Labels") or {}),
+                       entrypoint=tuple(inner.get("Entrypoint") or ()), user=inner.get("User") or "",
+                       onbuild=tuple(inner.get("OnBuild") or ()))

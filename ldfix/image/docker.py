@@ -1,34 +1,29 @@
-"""Images in a Docker daemon.
+"""Images in a Docker daemon: pull with progress events, read the files, build.
 
 Pulling streams the daemon's progress events to a callback (the CLI draws rich bars on stderr). Files are
 read straight from the image's overlay2 layer directories when the daemon is local and they are readable:
-nothing is copied out and a 1 GB library costs a few reads. The image's own loader is asked through a
-created (never privileged, `--network none`) container whose entrypoint is the loader itself; every
-container ldfix creates carries the label `ldfix=scan` and is removed in a `finally`, Ctrl-C included.
+nothing is copied out and a 1 GB library costs a few reads. Every container and image ldfix creates carries
+the label `ldfix=scan` plus this process's session label, so an interrupt can remove them all
+(`interrupt_cleanup`). The loader runner that uses those containers is oracle/docker.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-import stat as statmod
-import tarfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ldfix.errors import ImageAccessError, Interrupted
-from ldfix.image.base import ImageConfig, ImageView, Kind, Stat
-from ldfix.image.refs import ImageRef
-from ldfix.loader.elfwrite import build_shared_object
-from ldfix.oracle.ldso import Trace, parse_fatal, parse_trace
+from ldfix.errors import ImageAccessError
+from ldfix.image.base import DaemonImage, ImageView, config_from
+from ldfix.image.layers import merge_host_layers
+from ldfix.image.refs import ImageRef, Platform
 
 SESSION = uuid.uuid4().hex[:16]
 LABEL = {"ldfix": "scan", "ldfix.session": SESSION}  # `ldfix=scan` finds any leftover; the session, ours
-_STOPPING = threading.Event()
+STOPPING = threading.Event()
 
 
 def client() -> Any:
@@ -47,124 +42,19 @@ def _short(err: Exception) -> str:
     return text.splitlines()[0][:300] if text else type(err).__name__
 
 
-class LayerFS:
-    """A read-only overlay of layer directories, top layer first, with overlayfs whiteouts: a 0/0
-    character device hides a lower entry, and `trusted.overlay.opaque=y` on a directory hides lower
-    contents."""
-
-    def __init__(self, layers: list[str]) -> None:
-        self.layers = layers
-
-    def _find(self, path: str) -> tuple[str, os.stat_result] | None:
-        rel = path.lstrip("/")
-        for layer in self.layers:
-            full = os.path.join(layer, rel) if rel else layer
-            try:
-                st = os.lstat(full)
-            except OSError:
-                if self._opaque_above(layer, rel):
-                    return None
-                continue
-            if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                return None
-            return full, st
-        return None
-
-    def _opaque_above(self, layer: str, rel: str) -> bool:
-        parts = rel.split("/")[:-1]
-        cur = layer
-        for part in parts:
-            cur = os.path.join(cur, part)
-            if _is_opaque(cur):
-                return True
-        return False
-
-    def lstat(self, path: str) -> Stat | None:
-        found = self._find(path)
-        return None if found is None else _stat(found[1])
-
-    def readlink(self, path: str) -> str:
-        found = self._find(path)
-        if found is None:
-            raise FileNotFoundError(path)
-        return os.readlink(found[0])
-
-    def listdir(self, path: str) -> list[str]:
-        return [name for name, _ in self.kinds(path)]
-
-    def kinds(self, path: str) -> list[tuple[str, Kind]]:
-        """The merged entries of a directory with their kind, from the directory entries' types: one pass, no
-        stat per entry except for character devices (overlayfs whiteouts)."""
-        rel = path.lstrip("/")
-        found: dict[str, Kind] = {}
-        hidden: set[str] = set()
-        for layer in self.layers:
-            full = os.path.join(layer, rel) if rel else layer
-            try:
-                entries = list(os.scandir(full))
-            except OSError:
-                entries = []
-            for e in entries:
-                if e.name in found or e.name in hidden:
-                    continue
-                try:
-                    if e.is_symlink():
-                        kind = Kind.LINK
-                    elif e.is_dir(follow_symlinks=False):
-                        kind = Kind.DIR
-                    elif e.is_file(follow_symlinks=False):
-                        kind = Kind.FILE
-                    else:
-                        st = e.stat(follow_symlinks=False)
-                        if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                            hidden.add(e.name)
-                            continue
-                        kind = Kind.OTHER
-                except OSError:
-                    continue
-                found[e.name] = kind
-            if entries and _is_opaque(full):
-                break
-        return list(found.items())
-
-    def read(self, path: str, offset: int, size: int) -> bytes:
-        found = self._find(path)
-        if found is None:
-            raise FileNotFoundError(path)
-        fd = os.open(found[0], os.O_RDONLY | os.O_NOFOLLOW)
-        try:
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
-
-
-def _stat(st: os.stat_result) -> Stat:
-    mode = st.st_mode
-    kind = (Kind.FILE if statmod.S_ISREG(mode) else Kind.DIR if statmod.S_ISDIR(mode)
-            else Kind.LINK if statmod.S_ISLNK(mode) else Kind.OTHER)
-    return Stat(kind, st.st_size, statmod.S_IMODE(mode))
-
-
-def _is_opaque(path: str) -> bool:
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, attr, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-
 ProgressCb = Callable[[dict[str, Any]], None]
 
 
-def pull(cli: Any, ref: ImageRef, platform: str | None, progress: ProgressCb | None) -> None:
+
+
+def pull(cli: Any, ref: ImageRef, platform: Platform | None, progress: ProgressCb | None) -> None:
     import docker
 
     repo = ref.repository or ref.value
     tag = ref.digest or ref.tag
     try:
-        for event in cli.api.pull(repo, tag=tag, stream=True, decode=True, platform=platform):
+        for event in cli.api.pull(repo, tag=tag, stream=True, decode=True,
+                                 platform=str(platform) if platform else None):
             if "errorDetail" in event or "error" in event:
                 detail = event.get("errorDetail", {}).get("message") or event.get("error")
                 raise ImageAccessError(f"pulling {ref.value} failed: {detail}",
@@ -177,7 +67,7 @@ def pull(cli: Any, ref: ImageRef, platform: str | None, progress: ProgressCb | N
                                "(or use --no-pull for a local image)") from err
 
 
-def open_daemon_image(ref: ImageRef, platform: str | None, no_pull: bool, quiet: bool,
+def open_daemon_image(ref: ImageRef, platform: Platform | None, no_pull: bool,
                       progress: ProgressCb | None = None) -> ImageView:
     import docker
 
@@ -196,26 +86,20 @@ def open_daemon_image(ref: ImageRef, platform: str | None, no_pull: bool, quiet:
     except docker.errors.APIError as err:
         raise ImageAccessError(f"cannot inspect {ref.value}: {_short(err)}", "check the reference") from err
     attrs = image.attrs
-    cfg = attrs.get("Config") or {}
-    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in (cfg.get("Env") or []))
-    arch = attrs.get("Architecture") or "amd64"
-    if platform and "/" in platform and platform.split("/")[1] != arch:
-        raise ImageAccessError(f"{ref.value} is {attrs.get('Os')}/{arch}, not {platform}",
+    config = config_from(attrs.get("Config") or {}, attrs.get("Architecture"), attrs.get("Os"), attrs.get("Variant"))
+    if platform is not None and not platform.matches(config):
+        raise ImageAccessError(f"{ref.value} is {config.platform}, not {platform}",
                                f"pull it with --platform {platform} first (one tag holds one platform here)")
-    config = ImageConfig(env=env, working_dir=cfg.get("WorkingDir") or "/", architecture=arch,
-                         os=attrs.get("Os") or "linux", variant=attrs.get("Variant"),
-                         labels=cfg.get("Labels") or {}, entrypoint=tuple(cfg.get("Entrypoint") or ()),
-                         user=cfg.get("User") or "", onbuild=tuple(cfg.get("OnBuild") or ()))
     layers = None if os.environ.get("LDFIX_DAEMON_READ") == "save" or _remote() else _layer_dirs(attrs)
     if layers is not None:
-        view = ImageView(LayerFS(layers), config, ref.value, attrs.get("Id"))
+        view = ImageView(merge_host_layers(layers), config, ref.value, attrs.get("Id"))
     else:
         view = _saved_view(cli, attrs, ref.value)
         view.config = config
     if config.entrypoint:
         view.notes.append(f"the image entrypoint {list(config.entrypoint)} was not run; scripts it runs may "
                           "change LD_LIBRARY_PATH at run time")
-    view.oracle = DockerOracle(cli, attrs["Id"], config, local=layers is not None)
+    view.daemon = DaemonImage(cli, attrs["Id"], local=layers is not None)
     return view
 
 
@@ -246,16 +130,7 @@ def _saved_view(cli: Any, attrs: Mapping[str, Any], ref: str) -> ImageView:
         raise ImageAccessError(f"cannot read {ref}'s files through docker save: {_short(err)}",
                                "run ldfix as root on the Docker host (overlay2), or docker save it and scan "
                                "docker-archive:FILE") from err
-    fs = view.fs
-    closer = getattr(fs, "close", None)
-
-    def close() -> None:
-        if callable(closer):
-            closer()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-    fs.close = close  # type: ignore[attr-defined]
+    view.closers.insert(0, lambda: os.unlink(tmp) if os.path.exists(tmp) else None)
     driver = (attrs.get("GraphDriver") or {}).get("Name")
     view.notes = [f"the image's layers were read through docker save (storage driver {driver!r}, or the daemon's "
                   "layer directories are not readable from here)"]
@@ -279,92 +154,11 @@ def _layer_dirs(attrs: Mapping[str, Any]) -> list[str] | None:
     return layers
 
 
-class DockerOracle:
-    """Runs the image's loader in a created container: entrypoint = the loader, no network, no privileges,
-    nothing mounted; the probe is copied in with put_archive. Foreign-architecture images are not run."""
-
-    def __init__(self, cli: Any, image_id: str, config: ImageConfig, timeout: float | None = None,
-                 local: bool = False) -> None:
-        from ldfix.elfarch import interp_for
-
-        self.cli = cli
-        self.image_id = image_id
-        self.config = config
-        self.interp = interp_for(config.architecture) or "/lib64/ld-linux-x86-64.so.2"
-        self.timeout = timeout if timeout is not None else float(os.environ.get("LDFIX_LOADER_TIMEOUT", "30"))
-        self.local = local  # the daemon's overlay2 directories are readable here (and so writable as root)
-
-    def _copy_in(self, container: Any, files: dict[str, bytes]) -> None:
-        """Put the probe into the created (not yet started) container: straight into its overlay2 upper
-        directory when the daemon is local (no mount needed), else through the archive API."""
-        if self.local:
-            with contextlib.suppress(Exception):
-                upper = container.attrs["GraphDriver"]["Data"]["UpperDir"]
-                if upper and os.path.isdir(upper):
-                    for name, data in files.items():
-                        target = os.path.join(upper, name)
-                        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
-                        with os.fdopen(fd, "wb") as fh:
-                            fh.write(data)
-                    return
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name, data in files.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mode = 0o755
-                info.mtime = int(time.time())
-                tar.addfile(info, io.BytesIO(data))
-        container.put_archive("/", buf.getvalue())
-
-    def _run(self, args: list[str], env: Mapping[str, str], files: dict[str, bytes]) -> tuple[int, str, str]:
-        container = self.cli.containers.create(
-            self.image_id, entrypoint=[self.interp], command=args, environment=dict(env),
-            network_mode="none", labels=LABEL, working_dir=self.config.working_dir or "/", user="0",
-            cap_drop=["ALL"], security_opt=["no-new-privileges"])
-        try:
-            if _STOPPING.is_set():
-                raise Interrupted()
-            if files:
-                self._copy_in(container, files)
-            container.start()
-            result = container.wait(timeout=self.timeout)
-            out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-            err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
-            return int(result.get("StatusCode", 1)), out, err
-        finally:
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
-
-    def help_text(self) -> str | None:
-        code, out, _ = self._run(["--help"], {}, {})
-        return out if code == 0 else None
-
-    def trace_with_overlay(self, lines: list[str], needed: list[str], env: Mapping[str, str], cwd: str) -> Trace:
-        """Build a throwaway image `FROM <this image>` + `lines` (no network), trace `needed` in it with the
-        same env, and remove the image again."""
-        dockerfile = f"FROM {self.image_id}\n" + "".join(line + "\n" for line in lines)
-        image_id = _build(self.cli, "the fix overlay", fileobj=io.BytesIO(dockerfile.encode()), network_mode="none",
-                          labels=LABEL)
-        try:
-            return DockerOracle(self.cli, image_id, self.config, self.timeout, self.local).trace(needed, env, cwd)
-        finally:
-            with contextlib.suppress(Exception):
-                self.cli.images.remove(image_id, force=True)
-
-    def trace(self, needed: list[str], env: Mapping[str, str], cwd: str) -> Trace:
-        run_env = {k: v for k, v in env.items() if k not in ("LD_PRELOAD", "LD_DEBUG")}
-        run_env["LD_TRACE_LOADED_OBJECTS"] = "1"
-        name = ".ldfix-probe.so"
-        code, out, err = self._run([f"/{name}"], run_env, {name: build_shared_object(None, needed)})
-        return Trace(parse_trace(out, self.interp), parse_fatal(err) if code != 0 else None, code)
-
-
 def interrupt_cleanup() -> int:
     """On Ctrl-C or SIGTERM: remove every container (and overlay image) this process created, found by its
     session label, so nothing is left even when the interrupt came in the middle of an API call. Returns how
     many were removed."""
-    _STOPPING.set()
+    STOPPING.set()
     removed = 0
     with contextlib.suppress(Exception):
         cli = client()
@@ -382,7 +176,7 @@ def leftover_containers(cli: Any) -> Iterator[Any]:
     yield from cli.containers.list(all=True, filters={"label": "ldfix=scan"})
 
 
-def _build(cli: Any, what: str, **kwargs: Any) -> str:
+def build(cli: Any, what: str, **kwargs: Any) -> str:
     """Run one build through the daemon's build API (intermediate containers always removed); the image ID.
     A failed step is an ImageAccessError naming `what`."""
     image_id = None
@@ -417,5 +211,5 @@ def build_image(dockerfile: str, target: str | None, build_args: dict[str, str],
                 log: Callable[[str], None] | None = None) -> str:
     """`docker build` of DOCKERFILE with its directory as the context; returns the image ID."""
     path = os.path.abspath(dockerfile)
-    return _build(client(), dockerfile, path=os.path.dirname(path), dockerfile=path, target=target,
+    return build(client(), dockerfile, path=os.path.dirname(path), dockerfile=path, target=target,
                   buildargs=build_args or None, labels={"ldfix": "build"}, log=log)

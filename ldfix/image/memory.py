@@ -3,64 +3,27 @@
 from __future__ import annotations
 
 from ldfix.image.base import ImageFS, Kind, Stat
+from ldfix.image.layers import Kept, MergedTree, Node
 from ldfix.image.pathwalk import normalize
 
 
-class MemoryFS:
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[Kind, bytes | str]] = {"/": (Kind.DIR, b"")}
+class MemoryFS(MergedTree):
+    """A MergedTree of one in-memory layer, built by hand."""
 
-    def _parents(self, path: str) -> None:
-        parts = path.strip("/").split("/")[:-1]
-        cur = ""
-        for part in parts:
-            cur += "/" + part
-            if cur not in self._entries:
-                self._entries[cur] = (Kind.DIR, b"")
+    def __init__(self) -> None:
+        super().__init__()
+        self._layer = self.new_layer(Kept())
 
     def add_file(self, path: str, data: bytes) -> None:
-        path = normalize(path)
-        self._parents(path)
-        self._entries[path] = (Kind.FILE, data)
+        self.put(normalize(path), Node(Kind.FILE, len(data), 0o644, self._layer, data))
 
     def add_dir(self, path: str) -> None:
         path = normalize(path)
-        self._parents(path)
-        self._entries.setdefault(path, (Kind.DIR, b""))
+        if path not in self.nodes:
+            self.put(path, Node(Kind.DIR, 0, 0o755, self._layer))
 
     def add_symlink(self, path: str, target: str) -> None:
-        path = normalize(path)
-        self._parents(path)
-        self._entries[path] = (Kind.LINK, target)
-
-    def remove(self, path: str) -> None:
-        path = normalize(path)
-        for key in [k for k in self._entries if k == path or k.startswith(path + "/")]:
-            del self._entries[key]
-
-    def lstat(self, path: str) -> Stat | None:
-        entry = self._entries.get(path)
-        if entry is None:
-            return None
-        kind, data = entry
-        return Stat(kind, len(data) if isinstance(data, bytes) else 0)
-
-    def readlink(self, path: str) -> str:
-        kind, data = self._entries[path]
-        if kind is not Kind.LINK or not isinstance(data, str):
-            raise OSError(f"{path}: not a symlink")
-        return data
-
-    def listdir(self, path: str) -> list[str]:
-        prefix = path.rstrip("/") + "/"
-        return [k[len(prefix):] for k in self._entries if k.startswith(prefix) and "/" not in k[len(prefix):]
-                and k != path]
-
-    def read(self, path: str, offset: int, size: int) -> bytes:
-        kind, data = self._entries[path]
-        if kind is not Kind.FILE or not isinstance(data, bytes):
-            raise OSError(f"{path}: not a regular file")
-        return data[offset:offset + size]
+        self.put(normalize(path), Node(Kind.LINK, 0, 0o777, self._layer, None, target))
 
 
 class OverlayFS:
@@ -82,9 +45,12 @@ class OverlayFS:
         return self.lower.readlink(path)
 
     def listdir(self, path: str) -> list[str]:
-        names = set(self.lower.listdir(path))
-        names.update(self.upper.listdir(path))
-        return list(names)
+        return [name for name, _ in self.kinds(path)]
+
+    def kinds(self, path: str) -> list[tuple[str, Kind]]:
+        found = dict(self.lower.kinds(path))
+        found.update(self.upper.kinds(path))
+        return list(found.items())
 
     def read(self, path: str, offset: int, size: int) -> bytes:
         if self.upper.lstat(path) is not None:

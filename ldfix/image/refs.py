@@ -1,4 +1,4 @@
-"""Parsing image references (syft/skopeo-style transports)."""
+"""Image references (syft/skopeo-style transports) and platforms, each parsed once, at the edge."""
 
 from __future__ import annotations
 
@@ -6,8 +6,19 @@ import re
 from dataclasses import dataclass
 
 from ldfix.errors import UsageError
+from ldfix.image.base import ImageConfig
+from ldfix.image.strenum import StrEnum
 
-TRANSPORTS = ("dir", "docker-archive", "oci-archive", "oci-dir")
+
+class Transport(StrEnum):
+    DAEMON = "daemon"
+    DIR = "dir"
+    DOCKER_ARCHIVE = "docker-archive"
+    OCI_ARCHIVE = "oci-archive"
+    OCI_DIR = "oci-dir"
+
+
+TRANSPORTS = tuple(t for t in Transport if t is not Transport.DAEMON)
 _NAME = re.compile(r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -15,7 +26,7 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class ImageRef:
-    transport: str  # daemon | dir | docker-archive | oci-archive | oci-dir
+    transport: Transport
     value: str  # the path, or the daemon reference
     repository: str | None = None
     tag: str | None = None
@@ -24,14 +35,14 @@ class ImageRef:
 
 def parse_ref(ref: str) -> ImageRef:
     for t in TRANSPORTS:
-        if ref.startswith(t + ":"):
-            path = ref[len(t) + 1:]
+        if ref.startswith(t.value + ":"):
+            path = ref[len(t.value) + 1:]
             if not path:
-                example = "rootfs" if t == "dir" else "image"
-                raise UsageError(f"{t}: needs a path", f"for example {t}:/path/to/{example}")
+                example = "rootfs" if t is Transport.DIR else "image"
+                raise UsageError(f"{t.value}: needs a path", f"for example {t.value}:/path/to/{example}")
             return ImageRef(t, path)
     if _DIGEST.match(ref):
-        return ImageRef("daemon", ref, digest=ref)
+        return ImageRef(Transport.DAEMON, ref, digest=ref)
     name, digest = ref, None
     if "@" in ref:
         name, digest = ref.split("@", 1)
@@ -52,4 +63,44 @@ def parse_ref(ref: str) -> ImageRef:
     if tag is None and digest is None:
         raise UsageError(f"image reference {ref!r} has no tag", f"name the tag explicitly, for example {name}:latest "
                          "(ldfix never assumes latest)")
-    return ImageRef("daemon", ref, name, tag, digest)
+    return ImageRef(Transport.DAEMON, ref, name, tag, digest)
+
+
+_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "i686": "386"}
+_OSES = ("linux", "windows", "darwin", "freebsd")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """`--platform`: `ARCH`, `OS/ARCH` or `OS/ARCH/VARIANT`, as Docker takes it (the OS defaults to linux)."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.architecture}" + (f"/{self.variant}" if self.variant else "")
+
+    def matches(self, config: ImageConfig) -> bool:
+        if (self.os, self.architecture) != (config.os, config.architecture):
+            return False
+        if self.variant is None:
+            return True
+        default = "v8" if self.architecture == "arm64" else None
+        return self.variant == (config.variant or default)
+
+
+def parse_platform(text: str) -> Platform:
+    parts = text.strip().lower().split("/")
+    bad = UsageError(f"--platform {text!r} is not ARCH, OS/ARCH or OS/ARCH/VARIANT",
+                     "for example --platform linux/amd64, --platform arm64 or --platform linux/arm64/v8")
+    if not all(re.fullmatch(r"[a-z0-9_-]+", p) for p in parts) or len(parts) > 3:
+        raise bad
+    if len(parts) == 1:
+        if parts[0] in _OSES:
+            raise bad
+        parts = ["linux", *parts]
+    os_name, arch, *rest = parts
+    if os_name not in _OSES:
+        raise bad
+    return Platform(os_name, _ARCH_ALIASES.get(arch, arch), rest[0] if rest else None)

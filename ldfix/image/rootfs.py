@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import stat as statmod
 
 from ldfix.errors import ImageAccessError
-from ldfix.image.base import ImageConfig, ImageView, Kind, Stat
+from ldfix.image.base import ImageConfig, ImageView, Kind, Stat, stat_of
 
 
 class RootFS:
@@ -21,19 +20,23 @@ class RootFS:
 
     def lstat(self, path: str) -> Stat | None:
         try:
-            st = os.lstat(self._host(path))
+            return stat_of(os.lstat(self._host(path)))
         except OSError:
             return None
-        mode = st.st_mode
-        if statmod.S_ISREG(mode):
-            kind = Kind.FILE
-        elif statmod.S_ISDIR(mode):
-            kind = Kind.DIR
-        elif statmod.S_ISLNK(mode):
-            kind = Kind.LINK
-        else:
-            kind = Kind.OTHER
-        return Stat(kind, st.st_size, statmod.S_IMODE(mode))
+
+    def kinds(self, path: str) -> list[tuple[str, Kind]]:
+        try:
+            with os.scandir(self._host(path)) as it:
+                entries = list(it)
+        except OSError:
+            return []
+        out = []
+        for e in entries:
+            try:
+                out.append((e.name, stat_of(e.stat(follow_symlinks=False)).kind))
+            except OSError:
+                continue
+        return out
 
     def readlink(self, path: str) -> str:
         return os.readlink(self._host(path))

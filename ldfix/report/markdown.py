@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ldfix.diagnose.finding import Report
+from ldfix.report.group import groups
 
 
 def _cell(text: object) -> str:
@@ -21,15 +22,18 @@ def render(report: Report) -> str:
     out += ["| library | status | path | found via | checked by the image's loader |", "|---|---|---|---|---|"]
     for lib in report.libraries:
         verified = {True: "yes", False: "**disagrees**", None: "not run"}[lib.verified]
-        out.append(f"| `{lib.soname}` | {lib.status} | {_cell(lib.path)} | {_cell(lib.via)} | {verified} |")
+        via = lib.via.value if lib.via else None
+        out.append(f"| `{lib.soname}` | {lib.status.value} | {_cell(lib.path)} | {_cell(via)} | {verified} |")
     out.append("")
     if report.findings:
         out += ["### Findings", ""]
-        for f in report.findings:
-            where = f" (`{f.soname}`)" if f.soname else ""
-            out.append(f"- **{f.code}** ({f.severity}){where}: {f.message}")
-            if f.fix:
-                out.append(f"  - fix: {f.fix}")
+        for g in groups(report):
+            single = g.findings[0] if len(g.findings) == 1 else None
+            where = f" (`{single.soname}`)" if single and single.soname else ""
+            out.append(f"- **{g.code}** ({g.severity}){where}: {g.title}")
+            if single is None:
+                out += [f"  - {f.message}" for f in g.findings]
+            out += [f"  - fix: {fix}" for fix in g.fixes]
         out.append("")
     else:
         out += ["No findings: every library resolves.", ""]

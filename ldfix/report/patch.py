@@ -48,7 +48,7 @@ def finding_lines(result: PatchResult, show_info: bool = True) -> list[str]:
         if f.severity == "info" and not show_info:
             continue
         where = f"{f.file}:{f.line}" if f.file else f"{result.scanned_ref or 'image'} {f.soname or ''}".rstrip()
-        out.append(f"{where} {f.code} {f.severity}: {f.message}")
+        out.append(f"{where} {f.code} {f.severity.value}: {f.message}")
     return out
 
 
@@ -61,7 +61,8 @@ def scan_summary(result: PatchResult) -> str | None:
     resolved = [lib for lib in libs if lib.status == "resolved"]
     vias: dict[str, int] = {}
     for lib in resolved:
-        vias[lib.via or "?"] = vias.get(lib.via or "?", 0) + 1
+        via = lib.via.value if lib.via else "?"
+        vias[via] = vias.get(via, 0) + 1
     how = ", ".join(f"{n} via {via}" for via, n in sorted(vias.items(), key=lambda kv: -kv[1]))
     unresolved = sum(1 for lib in libs if lib.status == "unresolved")
     checked = "checked by the image's own loader" if resolved and all(lib.verified for lib in resolved) else (
@@ -94,7 +95,7 @@ def render_markdown(result: PatchResult) -> str:
         for f in result.findings:
             where = f"line {f.line}" if f.file else f"`{f.soname}`" if f.soname else "image"
             message = f.message.replace("|", "\\|")
-            out.append(f"| {where} | {f.code} | {f.severity} | {message} |")
+            out.append(f"| {where} | {f.code} | {f.severity.value} | {message} |")
         out.append("")
     else:
         out += ["No findings.", ""]

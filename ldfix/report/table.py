@@ -1,15 +1,31 @@
-"""The human view, drawn with rich by the CLI (this module builds renderables, it never prints)."""
+"""The human view, drawn with rich into a string (colour only when asked for)."""
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+import io
+import shutil
+
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from ldfix.diagnose.finding import Report
+from ldfix.report.group import groups
 
 STYLE = {"resolved": "green", "unresolved": "bold red", "runtime-provided": "cyan"}
 SEV = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _findings(report: Report) -> list[RenderableType]:
+    if not report.findings:
+        return [Text("\nNo findings: every library resolves.", "green")]
+    parts: list[RenderableType] = [Text("\nFindings", "bold")]
+    for g in groups(report):
+        parts.append(Text.assemble((f"{g.code} ", "bold"), (f"{g.severity}: ", SEV.get(g.severity, "")), g.title))
+        if len(g.findings) > 1:
+            parts += [Text(f"  - {f.message}") for f in g.findings]
+        parts += [Text(f"    fix: {fix}", "dim") for fix in g.fixes]
+    return parts
 
 
 def renderable(report: Report) -> RenderableType:
@@ -21,25 +37,13 @@ def renderable(report: Report) -> RenderableType:
         head.append(f"  cuDNN {img.cudnn_version}")
     head.append(f"\nLD_LIBRARY_PATH={img.env.get('LD_LIBRARY_PATH', '')}")
     table = Table(show_edge=False, header_style="bold")
-    table.add_column("library")
-    table.add_column("status")
-    table.add_column("path")
-    table.add_column("via")
-    table.add_column("loader")
+    for column in ("library", "status", "path", "via", "loader"):
+        table.add_column(column)
     for lib in report.libraries:
         verified = {True: "agrees", False: "DISAGREES", None: "-"}[lib.verified]
-        table.add_row(lib.soname, Text(lib.status, STYLE.get(lib.status, "")), lib.path or "-", lib.via or "-",
-                      verified)
-    parts: list[RenderableType] = [head, table]
-    if report.findings:
-        parts.append(Text("\nFindings", "bold"))
-        for f in report.findings:
-            line = Text.assemble((f"{f.code} ", "bold"), (f"{f.severity}: ", SEV.get(f.severity, "")), f.message)
-            parts.append(line)
-            if f.fix:
-                parts.append(Text(f"    fix: {f.fix}", "dim"))
-    else:
-        parts.append(Text("\nNo findings: every library resolves.", "green"))
+        table.add_row(lib.soname, Text(lib.status.value, STYLE.get(lib.status.value, "")), lib.path or "-",
+                      lib.via.value if lib.via else "-", verified)
+    parts: list[RenderableType] = [head, table, *_findings(report)]
     if report.fix:
         state = {True: "verified with the image's loader", False: "NOT confirmed by the image's loader",
                  None: "checked with the model only"}[report.fix.verified]
@@ -48,3 +52,11 @@ def renderable(report: Report) -> RenderableType:
     for note in report.notes:
         parts.append(Text(f"note: {note}", "dim"))
     return Group(*parts)
+
+
+def render(report: Report, color: bool) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, no_color=not color, highlight=False, force_terminal=color or None,
+                      width=shutil.get_terminal_size().columns if color else 160, soft_wrap=False)
+    console.print(renderable(report))
+    return buf.getvalue()

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from ldfix.cli.app import _oracle_for, open_image
+from ldfix import api
 from ldfix.dockerfile.job import Options, check_exit, run
 from ldfix.image.base import ImageView
+from ldfix.image.refs import parse_ref
 from ldfix.report.patch import patch_dict
 from tests.schema import validate_patch
 from tests.stubs import compile_stub, gcc_available, host_glibc_root
@@ -51,8 +52,8 @@ def base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def opener_for(root: Path, env: dict[str, str]) -> Any:
     def opener(ref: str, no_pull: bool) -> tuple[ImageView, Any]:
-        view = open_image(f"dir:{root}", dict(env), None, True, True)
-        return view, _oracle_for(view)
+        view = api.open_view(api.Source(parse_ref(f"dir:{root}"), dict(env), no_pull=True))
+        return view, api.oracle_for(view, static=False)
 
     return opener
 
@@ -66,7 +67,7 @@ def patch_case(case_dir: Path, root: Path, workdir: Path) -> tuple[Any, bytes]:
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        result = run("Dockerfile", opts, opener_for(root, meta.get("base_env", BASE_ENV)))
+        result = run("Dockerfile", opts, opener_for(root, meta.get("base_env", BASE_ENV)), api.scan_view)
     finally:
         os.chdir(cwd)
     return result, original

@@ -1,0 +1,112 @@
+"""The composition root: an ImageRef becomes an ImageView and an Oracle, then a scan, then a Report with its
+verified fix. `ldfix scan`, `ldfix patch` and the benches call this module; nothing else picks an image
+source or a loader runner, and nothing else parses a reference string."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ldfix.diagnose.context import ImageFacts, prepare
+from ldfix.diagnose.finding import Report
+from ldfix.diagnose.scan import ScanOptions, diagnose
+from ldfix.errors import UsageError
+from ldfix.fix.verify import plan_and_verify
+from ldfix.image.base import ImageView
+from ldfix.image.refs import ImageRef, Platform, Transport
+from ldfix.oracle.base import Oracle
+
+PullProgress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """How to open an image: where it is and what the user said about it."""
+
+    ref: ImageRef
+    env: Mapping[str, str] = field(default_factory=dict)  # --env: applied over the image's own env
+    platform: Platform | None = None
+    no_pull: bool = False
+    static: bool = False  # never run anything from the image
+    progress: PullProgress | None = None
+
+
+def _native(arch: str) -> bool:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine) == arch
+
+
+def open_view(source: Source) -> ImageView:
+    """The image's files and config, from whichever transport the reference names."""
+    ref, env, platform = source.ref, dict(source.env), source.platform
+    if ref.transport is Transport.DIR:
+        from ldfix.image.rootfs import open_rootfs
+
+        working_dir = env.pop("WORKDIR", "/")
+        return open_rootfs(ref.value, env, working_dir, platform.architecture if platform else "amd64")
+    if ref.transport is Transport.DAEMON:
+        from ldfix.image.docker import open_daemon_image
+
+        view = open_daemon_image(ref, platform, source.no_pull, source.progress)
+    else:
+        from ldfix.image.archive import open_archive
+
+        view = open_archive(ref.transport.value, ref.value)
+        if platform is not None and not platform.matches(view.config):
+            view.close()
+            raise UsageError(f"{ref.transport.value}:{ref.value} is {view.config.platform}, not {platform}",
+                             "leave out --platform, or give the archive of that platform")
+    if env:
+        view.config = replace(view.config, env={**view.config.env, **env})
+    return view
+
+
+def oracle_for(view: ImageView, static: bool) -> Oracle | None:
+    """The image's own loader when it can run here, else None with a note saying why."""
+    if static:
+        return None
+    arch = view.config.architecture
+    from ldfix.elfarch import interp_for
+
+    interp = interp_for(arch)
+    if view.daemon is not None:
+        if not _native(arch) or interp is None:
+            view.notes.append(f"the image is {view.config.platform}, not this machine's architecture: scanned "
+                              "statically, libraries[].verified is null")
+            return None
+        from ldfix.oracle.docker import DockerOracle
+
+        d = view.daemon
+        return DockerOracle(d.client, d.image_id, view.config, interp, local=d.local)
+    if view.ref.startswith("dir:"):
+        from ldfix.oracle.chroot import ChrootOracle
+
+        root = view.ref[4:]
+        if interp and _native(arch) and ChrootOracle.available(root, interp):
+            return ChrootOracle(root, interp)
+        view.notes.append("the image's loader was not asked (needs root and a loader for this machine's "
+                          "architecture): libraries[].verified is null")
+    return None
+
+
+def scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, env: Mapping[str, str] | None = None,
+              facts: ImageFacts | None = None, progress: Callable[[int], None] | None = None
+              ) -> tuple[Report, ImageFacts]:
+    """Scan an open view with its own env (or `env`, e.g. the env a Dockerfile gives its image) and plan its
+    verified fix. Pass the `facts` of an earlier scan of the same view to skip indexing it again."""
+    facts = facts or prepare(view, oracle, progress)
+    report, ctx = diagnose(facts, list(options.libs), dict(env if env is not None else view.config.env),
+                           options.fail_on, options.frameworks)
+    fix, notes = plan_and_verify(ctx, report, options.explicit)
+    return replace(report, fix=fix, notes=report.notes + tuple(notes)), facts
+
+
+def scan(source: Source, options: ScanOptions) -> Report:
+    """Open, scan and close one image."""
+    view = open_view(source)
+    try:
+        return scan_view(view, oracle_for(view, source.static), options)[0]
+    finally:
+        view.close()

@@ -1,0 +1,299 @@
+"""One merge of ordered layers, shared by every source of files: overlay2 layer directories, the layer tars
+of `docker save` archives and OCI layouts, streamed registry blobs, and in-memory trees (tests, fix overlays).
+
+Layers are applied bottom first into one tree held in memory. A whiteout removes a lower entry (`.wh.NAME` in
+a tar, a 0/0 character device in an overlay2 directory); an opaque directory (`.wh..wh..opq`, or the
+`trusted.overlay.opaque` xattr, read once per directory of the layer that has it) hides everything lower
+layers put below it, but not what its own layer adds. After the merge every lookup is a dict access: no
+layer is walked again and no xattr is read per lookup.
+
+A node knows where its bytes are through a `Source` (one per layer) and a location in it: a host path, an
+offset in a tar file, or bytes kept in memory."""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+from typing import IO, Protocol
+
+from ldfix.image import tarstream
+from ldfix.image.base import Kind, Stat, stat_of
+from ldfix.image.pathwalk import normalize
+
+
+class Source(Protocol):
+    def read(self, loc: object, offset: int, size: int) -> bytes: ...
+
+
+class HostFiles:
+    """Files of a directory on this machine (overlay2 layers): `loc` is the host path."""
+
+    def read(self, loc: object, offset: int, size: int) -> bytes:
+        assert isinstance(loc, str)
+        fd = os.open(loc, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+
+class TarFile:
+    """Members of an uncompressed tar inside a file: `loc` is the member data's offset from `base`."""
+
+    def __init__(self, fh: IO[bytes], base: int = 0) -> None:
+        self.fh = fh
+        self.base = base
+
+    def read(self, loc: object, offset: int, size: int) -> bytes:
+        assert isinstance(loc, int)
+        self.fh.seek(self.base + loc + offset)
+        return self.fh.read(size)
+
+
+class Kept:
+    """Bytes kept in memory (in-memory trees, streamed layers): `loc` is a `Ranges` or plain bytes."""
+
+    def read(self, loc: object, offset: int, size: int) -> bytes:
+        if isinstance(loc, bytes):
+            return loc[offset:offset + size]
+        assert isinstance(loc, Ranges)
+        return loc.read(offset, size)
+
+
+class Ranges:
+    """Parts of a file kept from a stream: sorted (start, bytes) ranges. A read outside them is an OSError,
+    so a reader never mistakes a missing part for zeros."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[tuple[int, bytes]]) -> None:
+        self.parts = parts
+
+    def read(self, offset: int, size: int) -> bytes:
+        for start, data in self.parts:
+            if start <= offset and offset + size <= start + len(data):
+                return data[offset - start:offset - start + size]
+            if start <= offset < start + len(data) and start + len(data) == self.end():
+                return data[offset - start:]  # a read running past the end of the file
+        raise OSError(f"bytes {offset}..{offset + size} of this file were not kept from its layer stream")
+
+    def end(self) -> int:
+        start, data = self.parts[-1]
+        return start + len(data)
+
+
+class Node:
+    __slots__ = ("kind", "layer", "loc", "mode", "size", "target")
+
+    def __init__(self, kind: Kind, size: int = 0, mode: int = 0o755, layer: int = -1, loc: object = None,
+                 target: str = "") -> None:
+        self.kind = kind
+        self.size = size
+        self.mode = mode
+        self.layer = layer  # index of the layer (and its Source) that put it there; -1: implied parent
+        self.loc = loc
+        self.target = target  # a symlink's target
+
+
+def _split(path: str) -> tuple[str, str]:
+    parent, _, base = path.rpartition("/")
+    return parent or "/", base
+
+
+def _join(directory: str, name: str) -> str:
+    return "/" + name if directory == "/" else directory + "/" + name
+
+
+class MergedTree:
+    """The merged filesystem; an ImageFS. Build it with the `add_*` calls of one layer after another."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {"/": Node(Kind.DIR)}
+        self.children: dict[str, set[str]] = {"/": set()}
+        self.sources: list[Source] = []
+
+    # -- building ------------------------------------------------------------------------------------
+    def new_layer(self, source: Source) -> int:
+        self.sources.append(source)
+        return len(self.sources) - 1
+
+    def put(self, path: str, node: Node) -> None:
+        """Add an entry; a directory over a directory keeps what is below it (overlay semantics)."""
+        self._parents(path)
+        old = self.nodes.get(path)
+        if old is not None:
+            if node.kind is Kind.DIR and old.kind is Kind.DIR:
+                self.nodes[path] = node
+                return
+            self.remove(path)
+        self.nodes[path] = node
+        parent, base = _split(path)
+        self.children[parent].add(base)
+        if node.kind is Kind.DIR:
+            self.children.setdefault(path, set())
+
+    def hard_link(self, path: str, target: str, layer: int) -> None:
+        """A tar hard link: the same bytes as `target`, which an earlier member of the layer (or a lower
+        layer) put there. A link to nothing is dropped, as Docker's extraction would fail on it."""
+        found = self.nodes.get(target)
+        if found is not None and found.kind is not Kind.DIR:
+            self.put(path, Node(found.kind, found.size, found.mode, found.layer, found.loc, found.target))
+
+    def remove(self, path: str) -> None:
+        node = self.nodes.pop(path, None)
+        if node is None:
+            return
+        for child in self.children.pop(path, ()):
+            self.remove(_join(path, child))
+        parent, base = _split(path)
+        self.children.get(parent, set()).discard(base)
+
+    def make_opaque(self, path: str, layer: int) -> None:
+        """Hide what layers below `layer` put under `path`; keep what `layer` itself put there."""
+        for child in list(self.children.get(path, ())):
+            full = _join(path, child)
+            node = self.nodes[full]
+            if node.layer == layer and node.kind is Kind.DIR:
+                self.make_opaque(full, layer)
+            elif node.layer != layer:
+                self.remove(full)
+
+    def _parents(self, path: str) -> None:
+        parent = _split(path)[0]
+        if parent in self.nodes and self.nodes[parent].kind is Kind.DIR:
+            return
+        if path == "/":
+            return
+        self._parents(parent)
+        if parent in self.nodes:  # a file or link where a later layer has a directory
+            self.remove(parent)
+        self.nodes[parent] = Node(Kind.DIR)
+        self.children.setdefault(parent, set())
+        gp, name = _split(parent)
+        self.children[gp].add(name)
+
+    # -- ImageFS -------------------------------------------------------------------------------------
+    def lstat(self, path: str) -> Stat | None:
+        n = self.nodes.get(path)
+        return Stat(n.kind, n.size, n.mode) if n is not None else None
+
+    def readlink(self, path: str) -> str:
+        n = self.nodes.get(path)
+        if n is None or n.kind is not Kind.LINK:
+            raise OSError(f"{path}: not a symlink")
+        return n.target
+
+    def listdir(self, path: str) -> list[str]:
+        return list(self.children.get(path, ()))
+
+    def kinds(self, path: str) -> list[tuple[str, Kind]]:
+        return [(name, self.nodes[_join(path, name)].kind) for name in self.children.get(path, ())]
+
+    def read(self, path: str, offset: int, size: int) -> bytes:
+        n = self.nodes.get(path)
+        if n is None or n.kind is not Kind.FILE:
+            raise OSError(f"{path}: not a regular file")
+        size = max(0, min(size, n.size - offset))
+        if size == 0:
+            return b""
+        return self.sources[n.layer].read(n.loc, offset, size)
+
+
+# -- overlay2 layer directories -----------------------------------------------------------------------
+
+def _is_opaque(host_dir: str) -> bool:
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(host_dir, attr, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def add_host_layer(tree: MergedTree, root: str) -> None:
+    """Merge one overlay2 layer directory: one scandir walk, one opaque check per directory."""
+    layer = tree.new_layer(HostFiles())
+    stack = [("/", root)]
+    while stack:
+        path, host = stack.pop()
+        try:
+            entries = list(os.scandir(host))
+        except OSError:
+            continue
+        if path != "/" and _is_opaque(host):
+            tree.make_opaque(path, layer)
+        for e in entries:
+            full = _join(path, e.name)
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                tree.remove(full)
+                continue
+            s = stat_of(st)
+            if s.kind is Kind.LINK:
+                try:
+                    target = os.readlink(e.path)
+                except OSError:
+                    continue
+                tree.put(full, Node(Kind.LINK, 0, s.mode, layer, None, target))
+            elif s.kind is Kind.DIR:
+                tree.put(full, Node(Kind.DIR, 0, s.mode, layer))
+                stack.append((full, e.path))
+            else:
+                tree.put(full, Node(s.kind, s.size, s.mode, layer, e.path))
+
+
+def merge_host_layers(top_first: list[str]) -> MergedTree:
+    tree = MergedTree()
+    for root in reversed(top_first):
+        add_host_layer(tree, root)
+    return tree
+
+
+# -- layer tars (archives, OCI layouts, streams) ------------------------------------------------------
+
+def _member_path(name: str) -> str:
+    return normalize("/" + name)
+
+
+def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object) -> None:
+    """Apply one member of layer `layer`; `loc` locates its data in that layer's Source."""
+    path = _member_path(m.name)
+    if path == "/":
+        return
+    parent, base = _split(path)
+    if base == ".wh..wh..opq":
+        tree.make_opaque(parent, layer)
+        return
+    if base.startswith(".wh."):
+        tree.remove(_join(parent, base[4:]))
+        return
+    if m.type == tarstream.DIR:
+        tree.put(path, Node(Kind.DIR, 0, m.mode, layer))
+    elif m.type == tarstream.SYM:
+        tree.put(path, Node(Kind.LINK, 0, m.mode, layer, None, m.linkname))
+    elif m.type == tarstream.LNK:
+        tree.hard_link(path, _member_path(m.linkname), layer)
+    elif m.type == tarstream.REG:
+        tree.put(path, Node(Kind.FILE, m.size, m.mode, layer, loc))
+    else:  # devices, fifos: present, never read
+        tree.put(path, Node(Kind.OTHER, 0, m.mode, layer))
+
+
+def add_tar_layer(tree: MergedTree, fh: IO[bytes], start: int, size: int) -> None:
+    """Merge an uncompressed layer tar lying at [start, start+size) of a seekable file: headers only."""
+    layer = tree.new_layer(TarFile(fh, start))
+    fh.seek(start)
+    end = start + size
+
+    def read(n: int) -> bytes:
+        return fh.read(max(0, min(n, end - fh.tell())))
+
+    def skip(n: int) -> None:
+        fh.seek(n, os.SEEK_CUR)
+
+    for m in tarstream.members(tarstream.Reader(read, skip)):
+        apply_member(tree, m, layer, m.offset)
