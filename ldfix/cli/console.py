@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def color_ok(stream: object) -> bool:
@@ -18,12 +20,7 @@ def color_ok(stream: object) -> bool:
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, no_color=not color_ok(sys.stderr), highlight=False,
                    force_terminal=color_ok(sys.stderr) or None)
-
-
-def stdout_console(file: object | None = None) -> Console:
-    target = file or sys.stdout
-    return Console(file=target, no_color=not color_ok(target), highlight=False,  # type: ignore[arg-type]
-                   force_terminal=color_ok(target) or None, width=160 if not color_ok(target) else None,
-                   soft_wrap=False)

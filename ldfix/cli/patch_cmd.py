@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,8 +13,11 @@ from ldfix.cli.app import app, emit, fail, lazy_progress
 from ldfix.diagnose.finding import FailOn
 from ldfix.errors import LdfixError, UsageError
 from ldfix.image.base import ImageView
-from ldfix.oracle.base import Oracle
 from ldfix.report import Format
+
+if TYPE_CHECKING:
+    from ldfix.dockerfile.job import PatchResult
+    from ldfix.oracle.base import Oracle
 
 
 @app.command()
@@ -72,14 +75,6 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
     from ldfix import api
     from ldfix.dockerfile.job import Options, check_exit, run
     from ldfix.image.refs import parse_ref
-    from ldfix.report.patch import (
-        finding_lines,
-        render_json,
-        render_markdown,
-        render_sarif,
-        render_text,
-        scan_summary,
-    )
 
     views: list[ImageView] = []
 
@@ -112,54 +107,66 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
         view.close()
     mode = "write" if write else "check" if check else "overlay" if overlay else "env-line" if env_line else "diff"
     try:
-        if write and result.changed:
-            from ldfix.fix.files import atomic_write
-
-            if not os.stat(dockerfile).st_mode & 0o222 or not os.access(dockerfile, os.W_OK):
-                raise LdfixError(f"{dockerfile} is read-only; it was not changed",
-                                 "make it writable (chmod u+w), or print the diff without --write")
-            try:
-                atomic_write(dockerfile, result.new)
-            except OSError as err:
-                raise LdfixError(f"cannot write {dockerfile}: {err.strerror or err}; the file is unchanged",
-                                 "check the file's and its directory's permissions") from None
-        if overlay is not None and result.changed:
-            from ldfix.fix.files import atomic_write
-
-            base = result.scan.image.id if result.scan and result.scan.image.id else (image or "")
-            try:
-                atomic_write(overlay, result.overlay(base).encode())
-            except OSError as err:
-                raise LdfixError(f"cannot write {overlay}: {err.strerror or err}", "check the path") from None
+        _write_files(result, dockerfile, write, overlay, image)
     except LdfixError as err:
         fail(err)
-
-    text = ""
-    if fmt is Format.JSON:
-        text = render_json(result)
-    elif fmt is Format.MARKDOWN:
-        text = render_markdown(result)
-    elif fmt is Format.SARIF:
-        text = render_sarif(result)
-    elif fmt is Format.TABLE:
-        text = render_text(result)
-    else:
-        summary = scan_summary(result)
-        lines = finding_lines(result, show_info=fail_on is FailOn.INFO)
-        for line in lines + ([summary] if summary else []) + [f"note: {n}" for n in result.notes]:
-            sys.stderr.write(line + "\n")
-        if mode == "diff":
-            text = result.diff or ""
-        elif mode == "env-line":
-            text = (result.plan.env_line + "\n") if result.plan and result.plan.env_line and result.changed else ""
-        elif mode == "check":
-            sys.stderr.write(f"{dockerfile}: needs a change (ldfix patch --write {dockerfile})\n" if result.changed
-                             else f"{dockerfile}: no change needed\n")
-        elif mode == "write":
-            sys.stderr.write(f"{dockerfile}: patched\n" if result.changed else f"{dockerfile}: no change needed\n")
-        elif mode == "overlay":
-            sys.stderr.write(f"wrote {overlay}\n" if result.changed else f"{dockerfile}: no change needed; "
-                             f"{overlay} not written\n")
+    text = _text(result, fmt, mode, dockerfile, overlay, fail_on)
     emit(text, output)
     raise typer.Exit(check_exit(result, mode, fail_on))
 
+
+
+def _write_files(result: PatchResult, dockerfile: str, write: bool, overlay: str | None, image: str | None) -> None:
+    """--write replaces the Dockerfile, --overlay writes the overlay file; each atomically or not at all."""
+    from ldfix.fix.files import atomic_write
+
+    if write and result.changed:
+        if not os.stat(dockerfile).st_mode & 0o222 or not os.access(dockerfile, os.W_OK):
+            raise LdfixError(f"{dockerfile} is read-only; it was not changed",
+                             "make it writable (chmod u+w), or print the diff without --write")
+        try:
+            atomic_write(dockerfile, result.new)
+        except OSError as err:
+            raise LdfixError(f"cannot write {dockerfile}: {err.strerror or err}; the file is unchanged",
+                             "check the file's and its directory's permissions") from None
+    if overlay is not None and result.changed:
+        base = result.scan.image.id if result.scan and result.scan.image.id else (image or "")
+        try:
+            atomic_write(overlay, result.overlay(base).encode())
+        except OSError as err:
+            raise LdfixError(f"cannot write {overlay}: {err.strerror or err}", "check the path") from None
+
+
+def _unchanged(result: PatchResult, dockerfile: str, fail_on: FailOn) -> str:
+    """What to say when nothing is edited: "no change needed" only when nothing at or above --fail-on stays."""
+    left = result.unfixed(fail_on)
+    if not left:
+        return f"{dockerfile}: no change needed"
+    codes = ", ".join(sorted({f.code for f in left}))
+    return f"{dockerfile}: not changed; no edit of this file fixes what remains at or above --fail-on ({codes})"
+
+
+def _text(result: PatchResult, fmt: Format | None, mode: str, dockerfile: str, overlay: str | None,
+          fail_on: FailOn) -> str:
+    from ldfix.report.patch import RENDERERS, finding_lines, scan_summary
+
+    if fmt is not None:
+        return RENDERERS[fmt](result)
+    summary = scan_summary(result)
+    lines = finding_lines(result, show_info=fail_on is FailOn.INFO)
+    for line in lines + ([summary] if summary else []) + [f"note: {n}" for n in result.notes]:
+        sys.stderr.write(line + "\n")
+    if mode == "diff":
+        return result.diff or ""
+    if mode == "env-line":
+        return (result.plan.env_line + "\n") if result.plan and result.plan.env_line and result.changed else ""
+    if mode == "check":
+        sys.stderr.write((f"{dockerfile}: needs a change (ldfix patch --write {dockerfile})" if result.changed
+                          else _unchanged(result, dockerfile, fail_on)) + "\n")
+    elif mode == "write":
+        sys.stderr.write((f"{dockerfile}: patched" if result.changed else _unchanged(result, dockerfile, fail_on))
+                         + "\n")
+    elif mode == "overlay":
+        sys.stderr.write(f"wrote {overlay}\n" if result.changed else _unchanged(result, dockerfile, fail_on)
+                         + f"; {overlay} not written\n")
+    return ""

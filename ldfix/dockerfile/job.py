@@ -112,6 +112,8 @@ def _base_facts(view: ImageView | None, opts: Options) -> tuple[dict[str, str] |
     return dict(view.config.env), view.config.working_dir, view.config.user, view.config.onbuild
 
 
+# Over 60 lines: the patch job's steps in the order they must run (read, lint, open images, scan, plan,
+# apply, re-check); each step is one call, and the early returns are where Docker would stop.
 def run(path: str, opts: Options, opener: Opener, scan_view: ScanView, display: str | None = None) -> PatchResult:
     display = display or path
     data = read_dockerfile(path)

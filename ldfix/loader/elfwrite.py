@@ -20,6 +20,7 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
+# Over 60 lines on purpose: the byte layout of one small ELF file, written top to bottom.
 def build_shared_object(
     soname: str | None = None,
     needed: tuple[str, ...] | list[str] = (),

@@ -8,6 +8,7 @@ from typing import Any
 
 from ldfix import __version__
 from ldfix.dockerfile.job import PatchResult
+from ldfix.report import Format
 from ldfix.report.json import report_dict
 from ldfix.report.sarif import document, results
 
@@ -108,3 +109,7 @@ def render_markdown(result: PatchResult) -> str:
     for n in result.notes:
         out.append(f"> {n}")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+RENDERERS = {Format.JSON: render_json, Format.MARKDOWN: render_markdown, Format.SARIF: render_sarif,
+             Format.TABLE: render_text}
