@@ -63,7 +63,7 @@ def open_view(source: Source) -> ImageView:
     return view
 
 
-def oracle_for(view: ImageView, static: bool) -> Oracle | None:
+def oracle_for(view: ImageView, ref: ImageRef, static: bool) -> Oracle | None:
     """The image's own loader when it can run here, else None with a note saying why."""
     if static:
         return None
@@ -80,10 +80,10 @@ def oracle_for(view: ImageView, static: bool) -> Oracle | None:
 
         d = view.daemon
         return DockerOracle(d.client, d.image_id, view.config, interp, local=d.local)
-    if view.ref.startswith("dir:"):
+    if ref.transport is Transport.DIR:
         from ldfix.oracle.chroot import ChrootOracle
 
-        root = view.ref[4:]
+        root = ref.value
         if interp and _native(arch) and ChrootOracle.available(root, interp):
             return ChrootOracle(root, interp)
         view.notes.append("the image's loader was not asked (needs root and a loader for this machine's "
@@ -107,6 +107,6 @@ def scan(source: Source, options: ScanOptions) -> Report:
     """Open, scan and close one image."""
     view = open_view(source)
     try:
-        return scan_view(view, oracle_for(view, source.static), options)[0]
+        return scan_view(view, oracle_for(view, source.ref, source.static), options)[0]
     finally:
         view.close()

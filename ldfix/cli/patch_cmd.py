@@ -83,7 +83,7 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
                             None if quiet else lazy_progress())
         view = api.open_view(source)
         views.append(view)
-        return view, api.oracle_for(view, static)
+        return view, api.oracle_for(view, source.ref, static)
 
     try:
         opt.platform_of(platform)  # a bad --platform is a usage error even when no image is opened

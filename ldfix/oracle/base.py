@@ -10,8 +10,6 @@ from typing import Protocol
 
 from ldfix.loader.elfwrite import build_shared_object
 
-PROBE_NAME = "ldfix-probe.so"
-
 
 @dataclass(frozen=True)
 class Trace:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ldfix.diagnose.finding import Finding, Report
-
-FIXED_BY_THE_FIX = ("PATH_MISSING", "TRANSITIVE", "STALE_CACHE")
+from ldfix.fix.plan import FIXABLE
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def groups(report: Report) -> list[Group]:
     out = []
     for code, severity in order:
         found = members[(code, severity)]
-        if len(found) > 1 and report.fix is not None and code in FIXED_BY_THE_FIX:
+        if len(found) > 1 and report.fix is not None and code in FIXABLE:
             fixes: tuple[str, ...] = ("all of them: the one fix below",)
         else:
             fixes = tuple(dict.fromkeys(f.fix for f in found if f.fix))

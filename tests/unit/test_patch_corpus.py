@@ -52,8 +52,9 @@ def base_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def opener_for(root: Path, env: dict[str, str]) -> Any:
     def opener(ref: str, no_pull: bool) -> tuple[ImageView, Any]:
-        view = api.open_view(api.Source(parse_ref(f"dir:{root}"), dict(env), no_pull=True))
-        return view, api.oracle_for(view, static=False)
+        source = api.Source(parse_ref(f"dir:{root}"), dict(env), no_pull=True)
+        view = api.open_view(source)
+        return view, api.oracle_for(view, source.ref, static=False)
 
     return opener
 
