@@ -12,6 +12,7 @@ from ldfix.diagnose.finding import Finding
 from ldfix.diagnose.index import LibraryIndex, build_index
 from ldfix.image.base import ImageView, Kind
 from ldfix.image.pathwalk import Walker
+from ldfix.knowledge import cuda
 from ldfix.loader.elf import ElfInfo, machine_for_arch
 from ldfix.loader.ldcache import CacheFormatError, LdCache, parse_cache
 from ldfix.loader.ldconf import scan_dirs
@@ -138,6 +139,20 @@ class ScanContext:
 
     def target_resolutions(self) -> list[tuple[str, Resolution | None]]:
         return [(name, self.closure.first(name)) for name in self.targets]
+
+    def broken_dependencies(self) -> list[tuple[LoadedObject, LoadedObject, Resolution]]:
+        """(target, requester, resolution) for each dependency of a loaded target that does not resolve,
+        driver libraries left out (the runtime injects them)."""
+        k = cuda()
+        out = []
+        for res in self.closure.missing:
+            if res.requester == PROBE or k.is_runtime_provided(res.name):
+                continue
+            req = next((o for o in self.closure.objects if o.path == res.requester), None)
+            top = top_target(req)
+            if req is not None and top is not None:
+                out.append((top, req, res))
+        return out
 
     def classify(self, name: str, res: Resolution) -> Finding:
         """Why `name` does not resolve: the first cause that applies (LIB_ABSENT always does)."""

@@ -8,6 +8,8 @@ from typing import Any
 
 from ldfix.image.strenum import StrEnum
 
+FIXABLE = ("PATH_MISSING", "TRANSITIVE", "STALE_CACHE")  # codes a search-path or cache change can fix
+
 
 class Severity(StrEnum):
     INFO = "info"

@@ -9,11 +9,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ldfix.diagnose.context import PROBE, ImageFacts, ScanContext, describe_tried, top_target
+from ldfix.diagnose.context import ImageFacts, ScanContext, describe_tried
 from ldfix.diagnose.finding import FailOn, Finding, ImageInfo, LibraryResult, Report, Status, Via
 from ldfix.diagnose.rules import REGISTRY
 from ldfix.knowledge import cuda
-from ldfix.loader.tree import Closure
 from ldfix.oracle.base import Trace
 
 
@@ -61,13 +60,7 @@ def _library(ctx: ScanContext, name: str) -> LibraryResult:
 
 def _with_dependency_errors(ctx: ScanContext, libraries: list[LibraryResult]) -> list[LibraryResult]:
     """A target that resolves while a dependency of it does not says which (the last one found wins)."""
-    broken: dict[str, str] = {}
-    k = cuda()
-    for res in ctx.closure.missing:
-        req = next((o for o in ctx.closure.objects if o.path == res.requester), None)
-        top = top_target(req) if res.requester != PROBE and not k.is_runtime_provided(res.name) else None
-        if top is not None:
-            broken[top.name] = res.name
+    broken = {top.name: res.name for top, _, res in ctx.broken_dependencies()}
     return [replace(lib, error=f"dependency {broken[lib.soname]} does not resolve") if lib.soname in broken else lib
             for lib in libraries]
 
@@ -111,9 +104,8 @@ def image_info(facts: ImageFacts, env: Mapping[str, str]) -> ImageInfo:
                      platform.source)
 
 
-def context(facts: ImageFacts, targets: list[str], env: Mapping[str, str], asked: frozenset[str],
-            closure: Closure | None = None) -> ScanContext:
-    closure = closure or facts.simulate(targets, env, facts.cache)
+def context(facts: ImageFacts, targets: list[str], env: Mapping[str, str], asked: frozenset[str]) -> ScanContext:
+    closure = facts.simulate(targets, env, facts.cache)
     causes = tuple(r.explain for r in REGISTRY if r.explain is not None)
     return ScanContext(facts, dict(env), tuple(targets), asked, closure, causes)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ldfix.diagnose.context import ImageFacts
-from ldfix.diagnose.finding import FailOn, Finding, FixKind, Report, Severity, Status
+from ldfix.diagnose.finding import FIXABLE, FailOn, Finding, FixKind, Report, Severity, Status
 from ldfix.diagnose.rules.dockerfile_syntax import RULE as SYNTAX
 from ldfix.diagnose.scan import ScanOptions
 from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, stage_findings, syntax_findings
@@ -18,7 +18,7 @@ from ldfix.dockerfile.model import Analysis, StageEnv, analyze, apply_onbuild, e
 from ldfix.dockerfile.parser import Dockerfile, parse
 from ldfix.dockerfile.patch import Plan, apply, plan, unified_diff
 from ldfix.errors import InputFileError, LdfixError, UsageError
-from ldfix.fix.plan import FIXABLE
+from ldfix.fix.verify import env_for
 from ldfix.image.base import ImageView
 from ldfix.oracle.base import Oracle
 
@@ -290,11 +290,7 @@ def _recheck(result: PatchResult, rc: Recheck) -> bool | None:
     if scanned is None or result.scan is None:
         return None
     if built and base_env is None:  # the built image's env with the fix's directories in front
-        env = dict(scanned.config.env)
-        add = result.scan.fix.ld_library_path_add if result.scan.fix else []
-        old = env.get(KEY)
-        if add:
-            env[KEY] = ":".join(add) + (f":{old}" if old else "")
+        env = env_for(scanned.config.env, result.scan.fix)
     else:
         env = {**(dict(scanned.config.env) if built else {}), **env2.env}
     if result.scan.fix is not None and result.scan.fix.kind is FixKind.LDCONFIG:

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from ldfix.diagnose.context import ScanContext
-from ldfix.diagnose.finding import FixKind, Report, Status, Via
+from ldfix.diagnose.finding import FIXABLE, FixKind, Report, Status, Via
 from ldfix.diagnose.rules.ldpath_bad import GUARD
 from ldfix.image.base import Kind
 from ldfix.image.memory import MemoryFS, OverlayFS
@@ -18,7 +18,6 @@ from ldfix.loader.env import SAFE_DIR
 from ldfix.loader.ldcache import LdCache
 from ldfix.loader.ldconf import parse_conf, scan_dirs
 
-FIXABLE = ("PATH_MISSING", "TRANSITIVE", "STALE_CACHE")  # what a search-path or cache change can fix
 CONF_FIX = "/etc/ld.so.conf.d/zz-ldfix.conf"
 SYSTEM_DIR = re.compile(r"^/(usr/(local/)?)?lib(32|64|x32)?(/[a-z0-9_]+-linux-gnu[a-z0-9_]*)?$")
 

@@ -8,7 +8,7 @@ layers put below it, but not what its own layer adds. After the merge every look
 layer is walked again and no xattr is read per lookup.
 
 A node knows where its bytes are through a `Source` (one per layer) and a location in it: a host path, an
-offset in a tar file, or bytes kept in memory."""
+offset in a tar file, or bytes held in memory."""
 
 from __future__ import annotations
 
@@ -51,35 +51,11 @@ class TarFile:
 
 
 class Kept:
-    """Bytes kept in memory (in-memory trees, streamed layers): `loc` is a `Ranges` or plain bytes."""
+    """Bytes kept in memory (in-memory trees): `loc` is the file's bytes."""
 
     def read(self, loc: object, offset: int, size: int) -> bytes:
-        if isinstance(loc, bytes):
-            return loc[offset:offset + size]
-        assert isinstance(loc, Ranges)
-        return loc.read(offset, size)
-
-
-class Ranges:
-    """Parts of a file kept from a stream: sorted (start, bytes) ranges. A read outside them is an OSError,
-    so a reader never mistakes a missing part for zeros."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self, parts: list[tuple[int, bytes]]) -> None:
-        self.parts = parts
-
-    def read(self, offset: int, size: int) -> bytes:
-        for start, data in self.parts:
-            if start <= offset and offset + size <= start + len(data):
-                return data[offset - start:offset - start + size]
-            if start <= offset < start + len(data) and start + len(data) == self.end():
-                return data[offset - start:]  # a read running past the end of the file
-        raise OSError(f"bytes {offset}..{offset + size} of this file were not kept from its layer stream")
-
-    def end(self) -> int:
-        start, data = self.parts[-1]
-        return start + len(data)
+        assert isinstance(loc, bytes)
+        return loc[offset:offset + size]
 
 
 class Node:

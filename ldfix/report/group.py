@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ldfix.diagnose.finding import Finding, Report
-from ldfix.fix.plan import FIXABLE
+from ldfix.diagnose.finding import FIXABLE, Finding, Report
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,17 @@
 from __future__ import annotations
 
-from ldfix.diagnose.context import PROBE, ScanContext, describe_tried, top_target
+from ldfix.diagnose.context import ScanContext, describe_tried
 from ldfix.diagnose.finding import Finding, Severity
 from ldfix.diagnose.rules.base import Rule
-from ldfix.knowledge import cuda
 
 
 def check(ctx: ScanContext) -> list[Finding]:
     """Dependencies of resolved targets that do not resolve, each resolved from the library that needs it;
     the inner cause is classified like a target's."""
     out: list[Finding] = []
-    k = cuda()
-    for res in ctx.closure.missing:
-        if res.requester == PROBE or k.is_runtime_provided(res.name):
-            continue
-        req = next((o for o in ctx.closure.objects if o.path == res.requester), None)
-        top = top_target(req)
-        if top is None:
-            continue
+    for top, req, res in ctx.broken_dependencies():
         inner = ctx.classify(res.name, res)
-        chain = f"{top.name} -> {req.name if req else '?'} -> {res.name}" if req is not top else \
-            f"{top.name} -> {res.name}"
+        chain = f"{top.name} -> {req.name} -> {res.name}" if req is not top else f"{top.name} -> {res.name}"
         out.append(RULE.finding(f"{top.name} resolves but its dependency {res.name} does not ({chain}); "
                                 f"{inner.code}: {inner.message}", soname=top.name, paths=inner.paths,
                                 evidence=describe_tried(res), fix=inner.fix))
