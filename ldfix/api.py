@@ -13,7 +13,8 @@ from ldfix.diagnose.context import ImageFacts, prepare
 from ldfix.diagnose.finding import Report
 from ldfix.diagnose.scan import ScanOptions, diagnose
 from ldfix.errors import UsageError
-from ldfix.fix.verify import plan_and_verify
+from ldfix.fix.plan import UseEnv
+from ldfix.fix.verify import Check, check, plan_and_verify
 from ldfix.image.base import ImageView
 from ldfix.image.refs import ImageRef, Platform, Transport
 from ldfix.oracle.base import Oracle
@@ -101,6 +102,14 @@ def scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, env:
                            options.fail_on, options.frameworks)
     fix, notes = plan_and_verify(ctx, report, options.explicit)
     return replace(report, fix=fix, notes=report.notes + tuple(notes)), facts
+
+
+def verify_env(facts: ImageFacts, options: ScanOptions, before: Mapping[str, str], after: Mapping[str, str]
+               ) -> Check:
+    """The fix verifier's verdict on a whole new env (a patched Dockerfile's): with `after`, every target
+    resolves and each library that resolved with `before` loads the same file (model, then the loader)."""
+    report, ctx = diagnose(facts, list(options.libs), dict(before), options.fail_on, options.frameworks)
+    return check(ctx, report, UseEnv(tuple(sorted(after.items()))))
 
 
 def scan(source: Source, options: ScanOptions) -> Report:

@@ -16,7 +16,7 @@ from ldfix.image.base import ImageView
 from ldfix.report import Format
 
 if TYPE_CHECKING:
-    from ldfix.dockerfile.job import PatchResult
+    from ldfix.dockerfile.result import PatchResult
     from ldfix.oracle.base import Oracle
 
 
@@ -73,7 +73,8 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
                lib: list[str], platform: str | None, fmt: Format | None, output: str | None, fail_on: FailOn,
                no_pull: bool, static: bool, quiet: bool) -> None:
     from ldfix import api
-    from ldfix.dockerfile.job import Options, check_exit, run
+    from ldfix.dockerfile.job import check_exit, run
+    from ldfix.dockerfile.result import Options
     from ldfix.image.refs import parse_ref
 
     views: list[ImageView] = []
@@ -98,7 +99,7 @@ def _patch_one(dockerfile: str, *, write: bool, check: bool, overlay: str | None
         opts = Options(target, opt.parse_env(build_arg, "--build-arg"),
                        opt.parse_env(base_env, "--base-env") if base_env else None, image, build, no_pull, fail_on,
                        list(lib))
-        result = run(dockerfile, opts, opener, api.scan_view, display=dockerfile)
+        result = run(dockerfile, opts, opener, api, display=dockerfile)
     except LdfixError as err:
         for view in views:
             view.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ldfix.diagnose.context import ImageFacts
@@ -16,9 +16,10 @@ from ldfix.diagnose.scan import ScanOptions
 from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, stage_findings, syntax_findings
 from ldfix.dockerfile.model import Analysis, StageEnv, analyze, apply_onbuild, evaluate
 from ldfix.dockerfile.parser import Dockerfile, parse
-from ldfix.dockerfile.patch import Plan, apply, plan, unified_diff
+from ldfix.dockerfile.patch import apply, plan
+from ldfix.dockerfile.result import Options, PatchResult
 from ldfix.errors import InputFileError, LdfixError, UsageError
-from ldfix.fix.verify import env_for
+from ldfix.fix.verify import Check, env_for
 from ldfix.image.base import ImageView
 from ldfix.oracle.base import Oracle
 
@@ -28,61 +29,16 @@ ENTRY_CODES = ("LDPATH_BAD", "COMPAT", "STUB")  # findings about one LD_LIBRARY_
 Opener = Callable[[str, bool], tuple[ImageView, "Oracle | None"]]
 
 
-class ScanView(Protocol):
-    """api.scan_view: a scan of an open view with a given env, and its verified fix."""
+class Scanner(Protocol):
+    """What the composition root (ldfix/api.py) lends the job: a scan of an open view with a given env and its
+    verified fix, and the fix verifier's verdict on a whole new env."""
 
-    def __call__(self, view: ImageView, oracle: Oracle | None, options: ScanOptions, env: Mapping[str, str] | None,
-                 facts: ImageFacts | None, progress: Callable[[int], None] | None = None
-                 ) -> tuple[Report, ImageFacts]: ...
+    def scan_view(self, view: ImageView, oracle: Oracle | None, options: ScanOptions, env: Mapping[str, str] | None,
+                  facts: ImageFacts | None, progress: Callable[[int], None] | None = None
+                  ) -> tuple[Report, ImageFacts]: ...
 
-
-@dataclass
-class Options:
-    target: str | None = None
-    build_args: dict[str, str] = field(default_factory=dict)
-    base_env: dict[str, str] | None = None  # --base-env: the base image's env without asking a daemon
-    image: str | None = None  # --image REF: scan this built image instead of the base
-    build: bool = False
-    no_pull: bool = False
-    fail_on: FailOn = FailOn.ERROR
-    libs: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PatchResult:
-    path: str
-    target_stage: str | None
-    base_image: str | None
-    findings: list[Finding]
-    scan: Report | None
-    old: bytes
-    new: bytes
-    plan: Plan | None
-    verified: bool | None
-    scanned_ref: str | None = None
-    notes: list[str] = field(default_factory=list)
-    after: list[Finding] = field(default_factory=list)  # what would be reported for the patched file
-    from_line: int | None = None  # the FROM line of the external base the target stage builds on
-
-    @property
-    def changed(self) -> bool:
-        return self.new != self.old
-
-    @property
-    def diff(self) -> str | None:
-        return unified_diff(self.path, self.old, self.new) if self.changed else None
-
-    def unfixed(self, fail_on: FailOn) -> list[Finding]:
-        """Findings at or above fail_on that would remain after the change (all of them when nothing changes)."""
-        return [f for f in self.after if fail_on.blocks(f.severity)]
-
-    def overlay(self, image: str) -> str:
-        lines = [f"FROM {image}"]
-        if self.plan and self.plan.env_line:
-            lines.append(self.plan.env_line)
-        if self.scan and self.scan.fix and self.scan.fix.kind is FixKind.LDCONFIG:
-            lines += self.scan.fix.run_lines
-        return "\n".join(lines) + "\n"
+    def verify_env(self, facts: ImageFacts, options: ScanOptions, before: Mapping[str, str],
+                   after: Mapping[str, str]) -> Check: ...
 
 
 def read_dockerfile(path: str) -> bytes:
@@ -114,7 +70,7 @@ def _base_facts(view: ImageView | None, opts: Options) -> tuple[dict[str, str] |
 
 # Over 60 lines: the patch job's steps in the order they must run (read, lint, open images, scan, plan,
 # apply, re-check); each step is one call, and the early returns are where Docker would stop.
-def run(path: str, opts: Options, opener: Opener, scan_view: ScanView, display: str | None = None) -> PatchResult:
+def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str | None = None) -> PatchResult:
     display = display or path
     data = read_dockerfile(path)
     df = parse(data)
@@ -167,6 +123,7 @@ def run(path: str, opts: Options, opener: Opener, scan_view: ScanView, display: 
 
     report = None
     facts = None
+    scan_env: dict[str, str] = {}
     built = scanned is not None and scanned is not base_view
     scan_options = ScanOptions(tuple(opts.libs), opts.fail_on)
     if scanned is not None:
@@ -174,7 +131,8 @@ def run(path: str, opts: Options, opener: Opener, scan_view: ScanView, display: 
         env = dict(scanned.config.env) if built else stage_env.env
         if not built:
             scanned.config = replace(scanned.config, env=env, working_dir=stage_env.working_dir)
-        report, facts = scan_view(scanned, oracle, scan_options, env, None)
+        scan_env = env
+        report, facts = scanner.scan_view(scanned, oracle, scan_options, env, None)
         result.scan = report
         result.findings += _not_already_linted(list(report.findings), stage_env)
         fix = report.fix
@@ -190,7 +148,7 @@ def run(path: str, opts: Options, opener: Opener, scan_view: ScanView, display: 
     if not result.plan.changed:
         return result
     result.new = apply(df, result.plan.edits)
-    recheck = Recheck(opts, base_env, wd, user, scanned, oracle, facts, built, scan_view, scan_options)
+    recheck = Recheck(opts, base_env, wd, user, scanned, oracle, facts, built, scanner, scan_options, scan_env)
     result.verified = _recheck(result, recheck)
     if result.verified is False:
         result.notes.append("the patched file did not pass the re-check; no change is offered")
@@ -262,8 +220,9 @@ class Recheck:
     oracle: Oracle | None
     facts: ImageFacts | None
     built: bool
-    scan_view: ScanView
+    scanner: Scanner
     scan_options: ScanOptions
+    scan_env: dict[str, str]  # the env the first scan ran with
 
 
 def _recheck(result: PatchResult, rc: Recheck) -> bool | None:
@@ -299,19 +258,17 @@ def _recheck(result: PatchResult, rc: Recheck) -> bool | None:
         handled = ("STALE_CACHE", "PATH_MISSING", "TRANSITIVE") if verified is not False else ()
         result.after = after + [f for f in result.scan.findings if f.code not in handled]
         return verified
-    again, _ = rc.scan_view(scanned, oracle, rc.scan_options, env, rc.facts)
+    assert rc.facts is not None
+    again, _ = rc.scanner.scan_view(scanned, oracle, rc.scan_options, env, rc.facts)
     result.after = after + list(again.findings)
-    before = {lib.soname: lib.realpath for lib in result.scan.libraries if lib.status is Status.RESOLVED}
-    for lib in again.libraries:
-        if lib.soname in before and lib.status is Status.RESOLVED and lib.realpath != before[lib.soname]:
-            result.notes.append(f"with the patch {lib.soname} loads {lib.realpath} instead of {before[lib.soname]}")
-    unresolved = [lib.soname for lib in again.libraries if lib.status is Status.UNRESOLVED]
-    if unresolved:
-        result.notes.append("after the patch these still do not resolve: " + ", ".join(unresolved))
+    verdict = rc.scanner.verify_env(rc.facts, rc.scan_options, rc.scan_env, env)
+    result.notes += verdict.notes
+    if not verdict.model_ok:
+        unresolved = [lib.soname for lib in again.libraries if lib.status is Status.UNRESOLVED]
+        result.notes.append("after the patch " + ("these still do not resolve: " + ", ".join(unresolved)
+                                                  if unresolved else "a library would load another file"))
         return False
-    if oracle is None:
-        return None
-    return all(lib.verified is True for lib in again.libraries if lib.status is Status.RESOLVED)
+    return verdict.loader
 
 
 def check_exit(result: PatchResult, mode: str, fail_on: FailOn) -> int:

@@ -10,8 +10,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ldfix.dockerfile.parser import KNOWN, Dockerfile, Instruction, ParseError, parse, parse_words
+from ldfix.dockerfile.parser import KNOWN, Dockerfile, Instruction, ParseError, parse
 from ldfix.dockerfile.shell import ShellError, expand
+from ldfix.dockerfile.words import parse_words
 
 WS = re.compile(r"[ \t\r\n\v\f]+")
 NOT_ONBUILD = ("onbuild", "from", "maintainer")

@@ -10,9 +10,10 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from ldfix.dockerfile.words import heredoc_words
+
 DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 DIRECTIVE_KEYS = ("syntax", "escape", "check")
-HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 HEREDOC_INSTRUCTIONS = ("run", "copy", "add")
 KNOWN = ("add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label", "maintainer",
          "onbuild", "run", "shell", "stopsignal", "user", "volume", "workdir")
@@ -189,7 +190,7 @@ def parse(data: bytes) -> Dockerfile:
         instr = _split(line, start, i)
         target = instr.sub if instr.name == "onbuild" and instr.sub is not None else instr
         if target.name in HEREDOC_INSTRUCTIONS and not target.is_json and "<<" in line:
-            for fd_chomp_name in _heredoc_words(target.args):
+            for fd_chomp_name in heredoc_words(target.args):
                 chomp, name, expand = fd_chomp_name
                 body: list[str] = []
                 terminated = False
@@ -242,113 +243,3 @@ def _flags(rest: str) -> tuple[str, list[str]]:
             return remainder.lstrip(" \t"), flags
         flags.append(word)
         rest = remainder
-
-
-def _heredoc_words(args: str) -> list[tuple[bool, str, bool]]:
-    """(chomp, name, expand) for each `<<[-]WORD` word of the line, in order (heredocsFromLine)."""
-    out = []
-    for word in _shell_words(args):
-        m = HEREDOC_WORD.match(word)
-        if m is None or not m.group(3):
-            continue
-        name = m.group(3)
-        expand = True
-        if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
-            name, expand = name[1:-1], False
-        elif "'" in name or '"' in name:
-            name, expand = name.replace("'", "").replace('"', ""), False
-        out.append((m.group(2) == "-", name, expand))
-    return out
-
-
-def _shell_words(text: str) -> list[str]:
-    """Whitespace-separated words with quotes kept (raw quotes, raw escapes), as the heredoc scan splits."""
-    words: list[str] = []
-    word = ""
-    quote = ""
-    in_word = False
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            word += ch
-            if ch == quote:
-                quote = ""
-            elif ch == "\\" and quote == '"' and i + 1 < len(text):
-                word += text[i + 1]
-                i += 1
-        elif ch in " \t\n":
-            if in_word:
-                words.append(word)
-            word, in_word = "", False
-        else:
-            in_word = True
-            word += ch
-            if ch in "'\"":
-                quote = ch
-            elif ch == "\\" and i + 1 < len(text):
-                word += text[i + 1]
-                i += 1
-        i += 1
-    if in_word:
-        words.append(word)
-    return words
-
-
-def parse_words(rest: str, escape: str) -> list[str]:
-    """BuildKit's parseWords: split on whitespace, honouring quotes and the escape token; quotes and escapes
-    stay in the words (the shell lexer removes them later)."""
-    in_spaces, in_word, in_quote = 0, 1, 2
-    words: list[str] = []
-    phase = in_spaces
-    word = ""
-    quote = ""
-    blank_ok = False
-    pos = 0
-    n = len(rest)
-    while pos <= n:
-        ch = rest[pos] if pos < n else ""
-        if phase == in_spaces:
-            if pos == n:
-                break
-            if ch.isspace():
-                pos += 1
-                continue
-            phase = in_word
-        if pos == n:
-            if blank_ok or word:
-                words.append(word)
-            break
-        if phase == in_word:
-            if ch.isspace():
-                phase = in_spaces
-                if blank_ok or word:
-                    words.append(word)
-                word, blank_ok = "", False
-                pos += 1
-                continue
-            if ch in "'\"":
-                quote, blank_ok, phase = ch, True, in_quote
-            if ch == escape:
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                word += ch
-                pos += 1
-                ch = rest[pos]
-            word += ch
-            pos += 1
-            continue
-        if ch == quote:
-            phase = in_word
-        if ch == escape and quote != "'":
-            if pos + 1 == n:
-                phase = in_word
-                pos += 1
-                continue
-            pos += 1
-            word += ch
-            ch = rest[pos]
-        word += ch
-        pos += 1
-    return words

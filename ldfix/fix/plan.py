@@ -89,7 +89,25 @@ class ConfD:
         return any(c.source == CONF_FIX for c in parse_conf(self.overlay(ctx)))
 
 
+@dataclass(frozen=True)
+class UseEnv:
+    """Not a plan but a claim to check the same way: the whole env a patched Dockerfile gives its image."""
+
+    values: tuple[tuple[str, str], ...]
+    kind = FixKind.ENV
+
+    def env(self, env: dict[str, str]) -> dict[str, str]:
+        return dict(self.values)
+
+    def lines(self) -> tuple[str, ...]:
+        return ()
+
+    def cache(self, ctx: ScanContext) -> LdCache | None:
+        return ctx.facts.cache
+
+
 Plan = PrependLdPath | RunLdconfig | ConfD
+Checkable = Plan | UseEnv
 
 
 def stable_spelling(ctx: ScanContext, directory: str) -> str:

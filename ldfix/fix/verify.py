@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ldfix.diagnose.context import PROBE, ScanContext
 from ldfix.diagnose.finding import Fix, FixKind, Report, Status
-from ldfix.fix.plan import ConfD, Plan, PrependLdPath, RunLdconfig, candidates
+from ldfix.fix.plan import Checkable, ConfD, Plan, PrependLdPath, RunLdconfig, UseEnv, candidates
 from ldfix.knowledge import cuda
 from ldfix.oracle.base import Trace
 
@@ -29,7 +29,7 @@ def resolved_before(report: Report) -> dict[str, str | None]:
     return {lib.soname: lib.realpath for lib in report.libraries if lib.status is Status.RESOLVED}
 
 
-def _model_ok(ctx: ScanContext, report: Report, plan: Plan) -> bool:
+def _model_ok(ctx: ScanContext, report: Report, plan: Checkable) -> bool:
     after = ctx.facts.simulate(ctx.targets, plan.env(dict(ctx.env)), plan.cache(ctx))
     before = resolved_before(report)
     for t in needed(report):
@@ -54,14 +54,14 @@ def trace_ok(ctx: ScanContext, report: Report, trace: Trace) -> tuple[bool, list
     return ok, notes
 
 
-def _ask_loader(ctx: ScanContext, report: Report, plan: Plan) -> tuple[bool | None, list[str]]:
+def _ask_loader(ctx: ScanContext, report: Report, plan: Checkable) -> tuple[bool | None, list[str]]:
     oracle = ctx.facts.oracle
     if oracle is None:
         return None, []
     cwd = ctx.facts.view.config.working_dir
     env = plan.env(dict(ctx.env))
     try:
-        if isinstance(plan, PrependLdPath):
+        if isinstance(plan, PrependLdPath | UseEnv):
             trace = oracle.trace(list(ctx.targets), env, cwd)
         elif oracle.can_overlay:
             trace = oracle.trace_with_overlay(list(plan.lines()), list(ctx.targets), env, cwd)
@@ -72,7 +72,8 @@ def _ask_loader(ctx: ScanContext, report: Report, plan: Plan) -> tuple[bool | No
     return trace_ok(ctx, report, trace)
 
 
-def check(ctx: ScanContext, report: Report, plan: Plan) -> Check:
+def check(ctx: ScanContext, report: Report, plan: Checkable) -> Check:
+    """Model first; only a plan the model accepts is put to the image's loader."""
     if not _model_ok(ctx, report, plan):
         return Check(False, None)
     loader, notes = _ask_loader(ctx, report, plan)

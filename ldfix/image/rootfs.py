@@ -16,6 +16,8 @@ class RootFS:
         self.root = os.path.abspath(root)
 
     def _host(self, path: str) -> str:
+        if "\0" in path:  # no file has such a name (a NUL byte in an ld.so.conf line, say)
+            raise FileNotFoundError(path)
         return self.root + path if path != "/" else self.root
 
     def lstat(self, path: str) -> Stat | None:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ldfix import __version__
-from ldfix.dockerfile.job import PatchResult
+from ldfix.dockerfile.result import PatchResult
 from ldfix.report import Format
 from ldfix.report.json import report_dict
 from ldfix.report.sarif import document, results

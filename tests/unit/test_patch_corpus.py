@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from ldfix import api
-from ldfix.dockerfile.job import Options, check_exit, run
+from ldfix.dockerfile.job import check_exit, run
+from ldfix.dockerfile.result import Options
 from ldfix.image.base import ImageView
 from ldfix.image.refs import parse_ref
 from ldfix.report.patch import patch_dict
@@ -68,7 +69,7 @@ def patch_case(case_dir: Path, root: Path, workdir: Path) -> tuple[Any, bytes]:
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        result = run("Dockerfile", opts, opener_for(root, meta.get("base_env", BASE_ENV)), api.scan_view)
+        result = run("Dockerfile", opts, opener_for(root, meta.get("base_env", BASE_ENV)), api)
     finally:
         os.chdir(cwd)
     return result, original
