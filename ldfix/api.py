@@ -53,8 +53,9 @@ def open_view(source: Source) -> ImageView:
         view = open_daemon_image(ref, platform, source.no_pull, source.progress)
     else:
         from ldfix.image.archive import open_archive
+        from ldfix.loader.keep import ScanKeep
 
-        view = open_archive(ref.transport.value, ref.value)
+        view = open_archive(ref.transport.value, ref.value, ScanKeep())
         if platform is not None and not platform.matches(view.config):
             view.close()
             raise UsageError(f"{ref.transport.value}:{ref.value} is {view.config.platform}, not {platform}",

@@ -207,11 +207,23 @@ def read_save(save_tar: Path) -> tuple[bytes, list[bytes]]:
         return member(entry["Config"]), [member(name) for name in entry["Layers"]]
 
 
-def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> Path:
+def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool | str = True) -> Path:
     """An OCI image layout (oci-layout, index.json, blobs/sha256/...) holding the image of a legacy
-    `docker save` tarball, its layers gzip-compressed as registries and skopeo store them."""
+    `docker save` tarball, its layers gzip-compressed as registries and skopeo store them (or zstd, or
+    none)."""
     import gzip
     import json
+
+    def pack(raw: bytes) -> bytes:
+        if compress == "zstd":
+            try:
+                from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                from backports import zstd  # type: ignore[import-not-found,no-redef,unused-ignore]
+            return bytes(zstd.compress(raw))
+        return gzip.compress(raw, 1) if compress else raw
+
+    suffix = "+zstd" if compress == "zstd" else "+gzip" if compress else ""
 
     blobs = dest / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
@@ -223,8 +235,8 @@ def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool = True) -> P
 
     raw_config, raw_layers = read_save(save_tar)
     config = put(raw_config)
-    layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else ""),
-               **put(gzip.compress(raw, 1) if compress else raw)} for raw in raw_layers]
+    layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + suffix, **put(pack(raw))}
+              for raw in raw_layers]
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config}, "layers": layers}
     desc = put(json.dumps(manifest).encode())

@@ -3,26 +3,21 @@
 
 Layers are read where they lie. An uncompressed layer inside an uncompressed archive is indexed once (tar
 headers only, tarstream.py) and every read seeks straight to the member's bytes, so a 1 GB library costs a few
-small reads. A gzip-compressed layer has no random access: it is decompressed once, sequentially, into a
-temporary file (removed when the scan ends) and then read the same way. Layers stack in the one layer merge
+small reads. A gzip- or zstd-compressed layer has no random access: it is streamed once (stream.py), keeping
+what the scan's keep policy asks for, and never written to disk. Layers stack in the one layer merge
 (layers.py) with OCI whiteouts."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import shutil
-import tempfile
 from typing import IO, Any
 
 from ldfix.errors import ImageAccessError
 from ldfix.image import tarstream
 from ldfix.image.base import ImageView, config_from
 from ldfix.image.layers import MergedTree, add_tar_layer
-
-GZIP = b"\x1f\x8b"
-ZSTD = b"\x28\xb5\x2f\xfd"
+from ldfix.image.stream import GZIP, ZSTD, Decoder, KeepPolicy, LayerStreamError, ScanAll, add_stream_layer
 
 
 class _Window:
@@ -140,7 +135,8 @@ def _head(fh: IO[bytes], start: int) -> bytes:
     return fh.read(4)
 
 
-def open_archive(transport: str, path: str) -> ImageView:
+def open_archive(transport: str, path: str, keep: KeepPolicy | None = None) -> ImageView:
+    """`keep`: what to keep of compressed layers, which are streamed once (without it, every byte)."""
     if not os.path.exists(path):
         raise ImageAccessError(f"{transport}:{path} does not exist", "check the path")
     is_dir = os.path.isdir(path)
@@ -165,44 +161,33 @@ def open_archive(transport: str, path: str) -> ImageView:
     except BaseException:
         view.close()
         raise
+    short: list[str] = []
     try:
         for name in layers:
-            _add_layer(view, src, name, f"{transport}:{path}")
+            short += _add_layer(view, src, name, keep)
     except BaseException:
         view.close()  # no open file or inflated temporary layer outlives a failed open
         raise
+    if short:
+        view.notes.append(f"{len(short)} files were read only in part from a compressed layer (e.g. {short[0]}): "
+                          "what the scan says of them may be incomplete")
     view.notes.append("an image archive is read, not run: libraries[].verified is null "
                       "(docker load it and scan it by name to have its loader check the result)")
     return view
 
 
-def _add_layer(view: ImageView, src: _Source, name: str, where: str) -> None:
+def _add_layer(view: ImageView, src: _Source, name: str, keep: KeepPolicy | None) -> list[str]:
+    """Merge one layer; the files a streamed layer could not keep all of."""
     fh, start, size = src.layer(name)
     if src.is_dir:
         view.closers.append(fh.close)
     magic = _head(fh, start)
-    if magic.startswith(GZIP):
-        fh, start, size = _inflate(fh, start, size, view)
-    elif magic == ZSTD:
-        raise ImageAccessError(f"{where} has zstd-compressed layers, which this version cannot read",
-                               "docker load it and scan it from the daemon")
     assert isinstance(view.fs, MergedTree)
     try:
+        if magic.startswith(GZIP) or magic == ZSTD:
+            return add_stream_layer(view.fs, Decoder(_Window(fh, start, size).read), keep or ScanAll())
         add_tar_layer(view.fs, fh, start, size)
-    except tarstream.TarError as err:
+        return []
+    except (tarstream.TarError, LayerStreamError) as err:
         raise ImageAccessError(f"a layer of the archive is not a readable tar: {err}",
                                "check the archive (docker save / skopeo copy it again)") from err
-
-
-def _inflate(fh: IO[bytes], start: int, size: int, view: ImageView) -> tuple[IO[bytes], int, int]:
-    fd, tmp = tempfile.mkstemp(prefix="ldfix-layer-")
-    view.closers.append(lambda: os.unlink(tmp) if os.path.exists(tmp) else None)
-    out = os.fdopen(fd, "w+b")
-    view.closers.append(out.close)
-    try:
-        with gzip.GzipFile(fileobj=_Window(fh, start, size)) as gz:
-            shutil.copyfileobj(gz, out, 1 << 20)
-    except (OSError, EOFError) as err:
-        raise ImageAccessError(f"a gzip layer of the archive is corrupt: {err}", "check the archive") from err
-    out.flush()
-    return out, 0, out.tell()

@@ -231,13 +231,13 @@ def merge_host_layers(top_first: list[str]) -> MergedTree:
 
 # -- layer tars (archives, OCI layouts, streams) ------------------------------------------------------
 
-def _member_path(name: str) -> str:
+def member_path(name: str) -> str:
     return normalize("/" + name)
 
 
 def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object) -> None:
     """Apply one member of layer `layer`; `loc` locates its data in that layer's Source."""
-    path = _member_path(m.name)
+    path = member_path(m.name)
     if path == "/":
         return
     parent, base = _split(path)
@@ -252,7 +252,7 @@ def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object)
     elif m.type == tarstream.SYM:
         tree.put(path, Node(Kind.LINK, 0, m.mode, layer, None, m.linkname))
     elif m.type == tarstream.LNK:
-        tree.hard_link(path, _member_path(m.linkname), layer)
+        tree.hard_link(path, member_path(m.linkname), layer)
     elif m.type == tarstream.REG:
         tree.put(path, Node(Kind.FILE, m.size, m.mode, layer, loc))
     else:  # devices, fifos: present, never read

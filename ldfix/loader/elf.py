@@ -149,10 +149,21 @@ def probe_any(read: Reader) -> Probe:
     return result
 
 
-# Over 60 lines on purpose: one pass over the ELF header, program headers and dynamic section in file
-# order, each check citing the glibc code it mirrors.
-def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
-    """Decode the headers and dynamic section; raises ElfReadError on anything malformed."""
+@dataclass(frozen=True)
+class Segments:
+    """The ELF header fields and program headers the loader reads first."""
+
+    cls: int
+    little: bool
+    machine: int
+    elf_type: int
+    loads: tuple[tuple[int, int, int, int], ...]  # (vaddr, offset, filesz, p_flags) of each PT_LOAD
+    dynamic: tuple[int, int] | None  # (offset, filesz) of PT_DYNAMIC
+    interp: tuple[int, int] | None  # (offset, filesz) of PT_INTERP
+
+
+def segments(read: Reader, head: bytes | None = None) -> Segments:
+    """Decode the ELF header and program headers; raises ElfReadError on anything malformed."""
     if head is None:
         head = read(0, 64)
     if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
@@ -177,7 +188,7 @@ def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
     raw = read(ehdr["e_phoff"], phnum * phentsize)
     if len(raw) < phnum * phentsize:
         raise ElfReadError("cannot read file data")
-    loads: list[tuple[int, int, int]] = []
+    loads: list[tuple[int, int, int, int]] = []
     dynamic: tuple[int, int] | None = None
     interp_at: tuple[int, int] | None = None
     # the tables are arrays of the fixed-size records pyelftools describes (sizes checked above); decoding them
@@ -185,13 +196,29 @@ def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
     endian = "<" if little else ">"
     for rec in struct.iter_unpack(endian + ("IIQQQQQQ" if cls == 64 else "IIIIIIII"), raw[:phnum * phentsize]):
         ptype = rec[0]
-        offset, vaddr, filesz = (rec[2], rec[3], rec[5]) if cls == 64 else (rec[1], rec[2], rec[4])
+        if cls == 64:
+            flags, offset, vaddr, filesz = rec[1], rec[2], rec[3], rec[5]
+        else:
+            offset, vaddr, filesz, flags = rec[1], rec[2], rec[4], rec[6]
         if ptype == 1:  # PT_LOAD
-            loads.append((vaddr, offset, filesz))
+            loads.append((vaddr, offset, filesz, flags))
         elif ptype == 2:  # PT_DYNAMIC
             dynamic = (offset, filesz)
         elif ptype == 3:  # PT_INTERP
             interp_at = (offset, filesz)
+    return Segments(cls, little, machine, etype, tuple(loads), dynamic, interp_at)
+
+
+# Over 60 lines on purpose: one pass over the dynamic section in file order, each check citing the glibc
+# code it mirrors.
+def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
+    """Decode the headers and dynamic section; raises ElfReadError on anything malformed."""
+    seg = segments(read, head)
+    cls, little, machine, etype, dynamic, interp_at = (seg.cls, seg.little, seg.machine, seg.elf_type,
+                                                       seg.dynamic, seg.interp)
+    s = _structs(little, cls)
+    endian = "<" if little else ">"
+    loads = [(vaddr, offset, filesz) for vaddr, offset, filesz, _ in seg.loads]
     interp = None
     if interp_at is not None:
         interp = read(interp_at[0], min(interp_at[1], 4096)).split(b"\0", 1)[0].decode("utf-8", "replace")
@@ -264,4 +291,5 @@ def machine_for_arch(arch: str) -> tuple[int, int]:
     return table.get(arch, (64, EM_X86_64))
 
 
-__all__ = ["ELFError", "ElfInfo", "ElfReadError", "Probe", "Verdict", "machine_for_arch", "probe", "read_elf"]
+__all__ = ["ELFError", "ElfInfo", "ElfReadError", "Probe", "Segments", "Verdict", "machine_for_arch", "probe",
+           "read_elf", "segments"]

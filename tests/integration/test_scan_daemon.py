@@ -100,7 +100,8 @@ def _libs(report: dict[str, object]) -> dict[str, tuple[object, object, object]]
 
 def test_archive_transports_report_what_the_daemon_scan_reports(replica: str, tmp_path: Path) -> None:
     """docker-archive (a docker save tarball), oci-dir and oci-archive (an OCI layout with gzip layers, loose and
-    tarred) give the same libraries as the daemon scan of the same image, with verified null (nothing runs)."""
+    tarred, and with zstd layers) give the same libraries as the daemon scan of the same image, with verified
+    null (nothing runs)."""
     from tests.images import oci_layout_from_save
 
     daemon = json.loads(ldfix("scan", replica, "--no-pull", "--format", "json").stdout)
@@ -110,7 +111,8 @@ def test_archive_transports_report_what_the_daemon_scan_reports(replica: str, tm
     oci = oci_layout_from_save(save, tmp_path / "oci")
     oci_tar = tmp_path / "oci.tar"
     subprocess.run(["tar", "-C", str(oci), "-cf", str(oci_tar), "."], check=True)
-    for ref in (f"docker-archive:{save}", f"oci-dir:{oci}", f"oci-archive:{oci_tar}"):
+    oci_zstd = oci_layout_from_save(save, tmp_path / "oci-zstd", compress="zstd")
+    for ref in (f"docker-archive:{save}", f"oci-dir:{oci}", f"oci-archive:{oci_tar}", f"oci-dir:{oci_zstd}"):
         proc = ldfix("scan", ref, "--format", "json")
         assert proc.returncode == 0, (ref, proc.stderr)
         report = json.loads(proc.stdout)
@@ -118,7 +120,7 @@ def test_archive_transports_report_what_the_daemon_scan_reports(replica: str, tm
         assert _libs(report) == _libs(daemon), ref
         assert all(lib["verified"] is None for lib in report["libraries"])
         assert report["image"]["env"]["CUDA_VERSION"] == "11.3.1" and report["image"]["id"].startswith("sha256:")
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("ldfix-layer-*")), "inflated layers are removed"
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("ldfix-layer-*")), "no layer is written to disk"
 
 
 def test_archive_errors_are_exit_3(tmp_path: Path) -> None:

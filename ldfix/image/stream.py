@@ -1,0 +1,327 @@
+"""Layers read as one stream: a gzip, zstd or plain tar, read once from front to back (a registry blob, a
+compressed layer in an archive), merged into the tree while only what the scan reads is kept in memory.
+
+Which bytes of a file are kept is a `KeepPolicy`'s call (the loader layer supplies it: ELF headers, dynamic
+sections and the strings they name, ld.so.conf, ld.so.cache, package metadata). The policy reads a file
+through a function that raises `NotKept(offset, size)` for bytes not seen yet; the stream then moves on to
+that offset and buffers from there, so data behind the last wanted byte is never held. What the policy read
+is what is kept, exactly: a later read of the same file through the tree gets the same bytes, and a read of
+anything else raises `NotKept` (an OSError) instead of returning wrong bytes."""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ldfix.image import tarstream
+from ldfix.image.layers import MergedTree, apply_member, member_path
+
+GZIP = b"\x1f\x8b"
+ZSTD = b"\x28\xb5\x2f\xfd"
+CHUNK = 1 << 18  # compressed bytes asked of the source at a time
+OUT = 1 << 22  # most decompressed bytes produced per step
+LOOKAHEAD = 1 << 16  # bytes buffered at a wanted offset
+FIRST = 1 << 16  # bytes of every file shown to the policy
+
+
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class NotKept(OSError):
+    """A read of bytes the stream did not keep (or has not reached yet)."""
+
+    def __init__(self, offset: int, size: int) -> None:
+        super().__init__(f"bytes {offset}+{size} were not kept from the layer stream")
+        self.offset = offset
+        self.size = size
+
+
+class LayerStreamError(Exception):
+    """A corrupt or truncated compressed stream."""
+
+
+class Sparse:
+    """The kept ranges of one file: (start, bytes), sorted and disjoint."""
+
+    __slots__ = ("data", "starts")
+
+    def __init__(self, ranges: list[tuple[int, bytes]]) -> None:
+        self.starts = [s for s, _ in ranges]
+        self.data = [d for _, d in ranges]
+
+    def read(self, offset: int, size: int) -> bytes:
+        i = bisect.bisect_right(self.starts, offset) - 1
+        if i < 0 or offset >= self.starts[i] + len(self.data[i]):
+            raise NotKept(offset, size)
+        at = offset - self.starts[i]
+        return self.data[i][at:at + size]
+
+
+class KeptRanges:
+    """A tree Source for streamed layers: `loc` is a Sparse."""
+
+    def read(self, loc: object, offset: int, size: int) -> bytes:
+        assert isinstance(loc, Sparse)
+        return loc.read(offset, size)
+
+
+class KeepPolicy(Protocol):
+    def whole(self, path: str, size: int) -> bool:
+        """Keep every byte (small configuration and metadata files)."""
+        ...
+
+    def head(self, path: str, size: int, first: bytes) -> int:
+        """Given the first bytes (up to FIRST), how many leading bytes to buffer before `read` is called."""
+        ...
+
+    def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
+        """Read what the scan will read of the file; `read` raises NotKept for bytes further on."""
+        ...
+
+
+class ScanAll:
+    """Keeps every byte: for callers that did not say what they read (tests, tools)."""
+
+    def whole(self, path: str, size: int) -> bool:
+        return True
+
+    def head(self, path: str, size: int, first: bytes) -> int:
+        return size
+
+    def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
+        return None
+
+
+def _coalesce(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+class _Pieces:
+    """Buffered stretches of one member, and a record of what the policy read of them."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[int, bytes]] = []
+        self.spans: list[tuple[int, int]] = []
+
+    def read(self, offset: int, size: int) -> bytes:
+        for start, data in self.pieces:
+            if start <= offset < start + len(data):
+                got = data[offset - start:offset - start + size]
+                self.spans.append((offset, offset + len(got)))
+                return got
+        raise NotKept(offset, size)
+
+    def kept(self) -> Sparse:
+        ranges = []
+        for start, end in _coalesce(self.spans):
+            for pstart, data in self.pieces:
+                if pstart <= start < pstart + len(data):
+                    ranges.append((start, bytes(data[start - pstart:end - pstart])))
+                    break
+        return Sparse(ranges)
+
+
+class Decoder:
+    """The decompressed bytes of a raw byte source, read front to back: gzip (several members too), zstd
+    (several frames too) or none. Every compressed byte goes through `digest` when one is given."""
+
+    def __init__(self, raw: Callable[[int], bytes], digest: Digest | None = None) -> None:
+        self._raw = raw
+        self.digest = digest
+        self.compressed = 0
+        first = self._pull()
+        self.kind = "gzip" if first.startswith(GZIP) else "zstd" if first.startswith(ZSTD) else "tar"
+        self._pending = first
+        self._d: _Decomp | None = _Decomp.new(self.kind)
+        self._buf = b""
+        self._pos = 0
+        self.eof = False
+
+    def _pull(self) -> bytes:
+        data = self._raw(CHUNK)
+        self.compressed += len(data)
+        if self.digest is not None and data:
+            self.digest.update(data)
+        return data
+
+    def _step(self) -> bytes:
+        """The next stretch of output; b"" at the end."""
+        while not self.eof:
+            d = self._d
+            if d is None:
+                data, self._pending = self._pending or self._pull(), b""
+                if not data:
+                    self.eof = True
+                return data
+            if d.needs_input:
+                data, self._pending = self._pending or self._pull(), b""
+                if not data:
+                    if not d.eof:
+                        raise LayerStreamError(f"the {self.kind} stream ends early (truncated layer)")
+                    self.eof = True
+                    return b""
+            else:
+                data = b""
+            out = d.feed(data, OUT)
+            if d.eof:
+                rest = d.unused
+                if rest.strip(b"\0"):
+                    self._d = _Decomp.new(self.kind)  # another member / frame follows
+                    self._pending = rest
+                elif not rest:
+                    tail = self._pull()
+                    while tail and not tail.strip(b"\0"):
+                        tail = self._pull()
+                    if tail:
+                        self._d = _Decomp.new(self.kind)
+                        self._pending = tail
+                    else:
+                        self.eof = True
+                else:
+                    self._drain()
+            if out:
+                return out
+        return b""
+
+    def _drain(self) -> None:
+        while self._pull():
+            pass
+        self.eof = True
+
+    def read(self, n: int) -> bytes:
+        if self._pos + n <= len(self._buf):
+            self._pos += n
+            return self._buf[self._pos - n:self._pos]
+        parts = [self._buf[self._pos:]]
+        have = len(parts[0])
+        self._buf, self._pos = b"", 0
+        while have < n:
+            out = self._step()
+            if not out:
+                break
+            take = min(len(out), n - have)
+            parts.append(out[:take] if take < len(out) else out)
+            have += take
+            if take < len(out):
+                self._buf, self._pos = out, take
+        return b"".join(parts)
+
+    def skip(self, n: int) -> None:
+        left = len(self._buf) - self._pos
+        if n <= left:
+            self._pos += n
+            return
+        n -= left
+        self._buf, self._pos = b"", 0
+        while n > 0:
+            out = self._step()
+            if not out:
+                raise tarstream.TarError("the tar ends in the middle of a member")
+            if len(out) > n:
+                self._buf, self._pos = out, n
+                return
+            n -= len(out)
+
+    def finish(self) -> None:
+        """Read to the end of the raw source (the tar's end blocks and padding), so a digest covers it all."""
+        while self._step():
+            pass
+
+
+class _Decomp:
+    """zlib and zstd decompressors behind one face."""
+
+    def __init__(self, obj: Any, kind: str) -> None:
+        self.obj = obj
+        self.kind = kind
+
+    @staticmethod
+    def new(kind: str) -> _Decomp | None:
+        if kind == "gzip":
+            return _Decomp(zlib.decompressobj(wbits=31), kind)
+        if kind == "zstd":
+            from ldfix.image.zstd import decompressor
+
+            return _Decomp(decompressor(), kind)
+        return None
+
+    @property
+    def needs_input(self) -> bool:
+        return not self.obj.unconsumed_tail if self.kind == "gzip" else bool(self.obj.needs_input)
+
+    @property
+    def eof(self) -> bool:
+        return bool(self.obj.eof)
+
+    @property
+    def unused(self) -> bytes:
+        return bytes(self.obj.unused_data)
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        try:
+            if self.kind == "gzip":
+                return bytes(self.obj.decompress(self.obj.unconsumed_tail + data, limit))
+            return bytes(self.obj.decompress(data, limit))
+        except Exception as err:  # zlib.error, ZstdError: corrupt input
+            raise LayerStreamError(f"the {self.kind} stream is corrupt: {err}") from None
+
+
+def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reader) -> tuple[Sparse, int, bool]:
+    """(what is kept of the member, how many of its bytes were read, whether the policy got all it asked)."""
+    size = m.size
+    if size == 0:
+        return Sparse([]), 0, True
+    if policy.whole(path, size):
+        return Sparse([(0, r.exact(size))]), size, True
+    first = r.exact(min(FIRST, size))
+    want = min(policy.head(path, size, first), size)
+    pieces = _Pieces()
+    pos = len(first)
+    pieces.pieces.append((0, first + r.exact(want - pos) if want > pos else first))
+    pos = max(pos, want)
+    if want == 0:
+        return Sparse([]), pos, True
+    for _ in range(64):
+        pieces.spans.clear()
+        try:
+            policy.read(path, size, pieces.read)
+            return pieces.kept(), pos, True
+        except NotKept as nk:
+            if nk.offset < pos or nk.offset >= size:
+                return pieces.kept(), pos, nk.offset >= size
+            r.skip(nk.offset - pos)
+            take = min(max(nk.size, LOOKAHEAD), size - nk.offset)
+            pieces.pieces.append((nk.offset, r.exact(take)))
+            pos = nk.offset + take
+    return pieces.kept(), pos, False
+
+
+def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy) -> list[str]:
+    """Merge one streamed layer tar; the paths of files the policy wanted more of than one pass could keep."""
+    layer = tree.new_layer(KeptRanges())
+    short: list[str] = []
+
+    def on_data(m: tarstream.Member, r: tarstream.Reader) -> int:
+        path = member_path(m.name)
+        sparse, used, complete = _keep(policy, path, m, r)
+        node = tree.nodes.get(path)
+        if node is not None and node.layer == layer and node.loc is None:
+            node.loc = sparse
+        if not complete:
+            short.append(path)
+        return used
+
+    reader = tarstream.Reader(decoder.read, decoder.skip)
+    for m in tarstream.members(reader, on_data):
+        apply_member(tree, m, layer, None)
+    decoder.finish()
+    return short

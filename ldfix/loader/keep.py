@@ -1,0 +1,64 @@
+"""What a scan reads of an image, as the keep policy of streamed layers (image/stream.py): a layer read once
+from a registry or a compressed archive keeps these bytes and nothing else.
+
+- whole: ld.so.conf and its includes, ld.so.cache, ld.so.preload, the dpkg status, os-release, the loader
+  itself (its version banner), CUDA's version files, and Python package metadata and version modules;
+- of every ELF file: the bytes the ELF reader reads (header, program headers, dynamic section, the strings
+  it names), found by running that reader over the stream;
+- of other `*.so*` files: their first 64 bytes (enough to tell a linker script from an ELF object).
+
+A reader that starts to read another kind of file adds it here; a read of bytes not kept fails (NotKept)
+rather than answering from wrong data."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import re
+from collections.abc import Callable
+
+from ldfix.loader.elf import ElfReadError, read_elf, segments
+
+ELF_HEAD = 1 << 20  # ELF bytes buffered up front at least
+ELF_HEAD_MAX = 64 << 20  # ... at most, for a first PT_LOAD without code (symbol and string tables only)
+ELF_HEAD_CODE = 8 << 20  # ... when the first PT_LOAD holds the code too
+PF_X = 1
+_WHOLE_PATHS = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.preload", "/var/lib/dpkg/status",
+                "/etc/os-release", "/usr/lib/os-release")
+_WHOLE_DIRS = ("/etc/ld.so.conf.d",)
+_WHOLE_NAMES = re.compile(
+    r"^(ld-.*\.so.*|ld\.so.*|METADATA|PKG-INFO|top_level\.txt|direct_url\.json|version\.(json|txt|py)"
+    r"|_version\.py|build_info\.py|build_and_package_info\.py|cuda_version\.py|.*\.pth)$")
+_CAP = 32 << 20  # a file this large is never kept whole
+
+
+class ScanKeep:
+    """The keep policy of a scan."""
+
+    def whole(self, path: str, size: int) -> bool:
+        if size > _CAP:
+            return False
+        if path in _WHOLE_PATHS or posixpath.dirname(path) in _WHOLE_DIRS:
+            return True
+        return size <= 8 << 20 and _WHOLE_NAMES.match(posixpath.basename(path)) is not None
+
+    def head(self, path: str, size: int, first: bytes) -> int:
+        if first[:4] != b"\x7fELF":
+            return 64 if ".so" in posixpath.basename(path) else 0
+        try:
+            seg = segments(lambda offset, n: first[offset:offset + n], first[:64])
+        except ElfReadError:
+            return len(first)
+        # the dynamic strings lie in the first PT_LOAD, before the code: all of it when it holds no code
+        # (-z separate-code), else its first pages (or after the dynamic section, where patchelf puts them,
+        # which the stream reaches later anyway)
+        load0 = next((ld for ld in seg.loads if ld[1] == 0), None)
+        if load0 is not None and not load0[3] & PF_X:
+            return max(ELF_HEAD, min(load0[2], ELF_HEAD_MAX))
+        return ELF_HEAD_CODE
+
+    def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
+        head = read(0, 64)
+        if head[:4] == b"\x7fELF":
+            with contextlib.suppress(ElfReadError):  # the same reads give the same error when the scan probes
+                read_elf(read, head)

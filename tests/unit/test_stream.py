@@ -1,0 +1,143 @@
+"""Layers streamed once (gzip, zstd, plain): the merge equals the seekable one, the keep policy keeps exactly
+what the ELF reader reads, and corrupt or truncated streams give their own error."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import os
+import tarfile
+from collections.abc import Callable
+
+import pytest
+
+from ldfix.image import tarstream
+from ldfix.image.layers import MergedTree, add_tar_layer
+from ldfix.image.stream import Decoder, LayerStreamError, NotKept, ScanAll, add_stream_layer
+from ldfix.image.zstd import decompressor
+from ldfix.loader.elf import ElfReadError, read_elf
+from ldfix.loader.keep import ScanKeep
+
+HOST_LIBS = sorted(p for p in glob.glob("/usr/lib/x86_64-linux-gnu/lib*.so.*") if os.path.isfile(p)
+                   and not os.path.islink(p) and os.path.getsize(p) < 4 << 20)[:40]
+BIG_STRINGS = sorted(glob.glob("/usr/lib/x86_64-linux-gnu/libLLVM-*.so.1"))[:1]  # strings over 1 MiB, early
+
+
+def _layer(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _zstd(data: bytes) -> bytes:
+    try:
+        from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from backports import zstd  # type: ignore[import-not-found,no-redef,unused-ignore]
+    return bytes(zstd.compress(data))
+
+
+def _reader(data: bytes) -> Callable[[int], bytes]:
+    fh = io.BytesIO(data)
+    return fh.read
+
+
+def _stream(blob: bytes, policy: object) -> tuple[MergedTree, list[str]]:
+    tree = MergedTree()
+    short = add_stream_layer(tree, Decoder(_reader(blob)), policy)  # type: ignore[arg-type]
+    return tree, short
+
+
+FILES = {"etc/ld.so.conf": b"/opt/lib\n", "usr/share/doc/big.txt": os.urandom(3 << 20),
+         "opt/lib/libfake.so.1": b"INPUT(-lz)\n" + bytes(100)}
+
+def _bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+FILES.update({"usr/lib/" + os.path.basename(p): _bytes(p) for p in HOST_LIBS})
+
+
+@pytest.mark.parametrize("pack", [lambda b: b, gzip.compress, lambda b: gzip.compress(b[:5000]) + gzip.compress(b[5000:]),
+                                  _zstd], ids=["plain", "gzip", "gzip-2-members", "zstd"])
+def test_every_compression_streams_to_the_same_tree_as_the_seekable_reader(pack: Callable[[bytes], bytes]) -> None:
+    raw = _layer(FILES)
+    seekable = MergedTree()
+    add_tar_layer(seekable, io.BytesIO(raw), 0, len(raw))
+    streamed, short = _stream(pack(raw), ScanAll())
+    assert not short
+    assert set(streamed.nodes) == set(seekable.nodes)
+    for path, node in seekable.nodes.items():
+        if node.size:
+            assert streamed.read(path, 0, node.size) == seekable.read(path, 0, node.size), path
+
+
+def test_the_keep_policy_keeps_what_the_elf_reader_reads_and_nothing_else() -> None:
+    raw = _layer({**FILES, **{"usr/lib/" + os.path.basename(p): _bytes(p) for p in BIG_STRINGS}})
+    tree, short = _stream(raw, ScanKeep())
+    assert not short and HOST_LIBS
+    for p in HOST_LIBS + BIG_STRINGS:
+        data = _bytes(p)
+        path = "/usr/lib/" + os.path.basename(p)
+
+        def full(offset: int, size: int, data: bytes = data) -> bytes:
+            return data[offset:offset + size]
+
+        def kept(offset: int, size: int, path: str = path) -> bytes:
+            return tree.read(path, offset, size)
+
+        try:
+            want = read_elf(full)
+        except ElfReadError:
+            continue
+        assert read_elf(kept) == want, p
+        kept_bytes = sum(len(d) for d in tree.nodes[path].loc.data)  # type: ignore[union-attr]
+        assert kept_bytes < 64 << 10, (p, kept_bytes)
+    assert tree.read("/etc/ld.so.conf", 0, 100) == b"/opt/lib\n"
+    assert tree.read("/opt/lib/libfake.so.1", 0, 11) == b"INPUT(-lz)\n"
+    with pytest.raises(NotKept):
+        tree.read("/usr/share/doc/big.txt", 0, 10)  # never read by a scan: not kept, and says so
+
+
+class _FarRead:
+    """A policy that wants bytes near the end of a large file, as patchelf'd libraries place their strings."""
+
+    def whole(self, path: str, size: int) -> bool:
+        return False
+
+    def head(self, path: str, size: int, first: bytes) -> int:
+        return 16
+
+    def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
+        read(0, 16)
+        if size > 100:
+            read(size - 100, 50)
+
+
+def test_a_read_further_on_moves_the_stream_there_and_keeps_only_that() -> None:
+    big = os.urandom(5 << 20)
+    tree, short = _stream(gzip.compress(_layer({"a.so": big, "b": b"after"})), _FarRead())
+    assert not short
+    assert tree.read("/a.so", len(big) - 100, 50) == big[-100:-50]
+    assert tree.read("/a.so", 0, 16) == big[:16]
+    with pytest.raises(NotKept):
+        tree.read("/a.so", 1 << 20, 10)
+    assert "/b" in tree.nodes
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_damaged_gzip_is_a_stream_error(damage: str) -> None:
+    blob = gzip.compress(_layer(FILES))
+    blob = blob[:len(blob) // 2] if damage == "truncated" else blob[:200] + bytes(500) + blob[700:]
+    with pytest.raises((LayerStreamError, tarstream.TarError)):
+        _stream(blob, ScanKeep())
+
+
+def test_zstd_decompressor_is_available() -> None:
+    assert decompressor() is not None
