@@ -12,7 +12,7 @@ from typing import Any
 from ldfix.diagnose.context import ImageFacts, prepare
 from ldfix.diagnose.finding import Report
 from ldfix.diagnose.scan import ScanOptions, diagnose
-from ldfix.errors import UsageError
+from ldfix.errors import DaemonUnreachable, ImageAccessError, UsageError
 from ldfix.fix.plan import UseEnv
 from ldfix.fix.verify import Check, check, plan_and_verify
 from ldfix.image.base import ImageView
@@ -32,6 +32,9 @@ class Source:
     no_pull: bool = False
     static: bool = False  # never run anything from the image
     progress: PullProgress | None = None
+    mirrors: tuple[str, ...] = ()  # --registry-mirror: for Docker Hub names
+    cache: str | None = None  # --cache DIR: registry layers and what was read from them
+    say: Callable[[str], None] | None = None  # one line to the user (stderr)
 
 
 def _native(arch: str) -> bool:
@@ -50,7 +53,19 @@ def open_view(source: Source) -> ImageView:
     if ref.transport is Transport.DAEMON:
         from ldfix.image.docker import open_daemon_image
 
-        view = open_daemon_image(ref, platform, source.no_pull, source.progress)
+        try:
+            view = open_daemon_image(ref, platform, source.no_pull, source.progress)
+        except DaemonUnreachable as err:
+            if source.no_pull:
+                raise DaemonUnreachable(err.message, "without a daemon the image is read from its registry; "
+                                        "leave out --no-pull for that") from None
+            if source.say:
+                source.say(f"no Docker daemon is reachable: reading {ref.value} from its registry")
+            view = _registry_view(source)
+    elif ref.transport is Transport.REGISTRY:
+        if source.no_pull:
+            raise UsageError("--no-pull and registry: contradict each other", "leave out --no-pull")
+        view = _registry_view(source)
     else:
         from ldfix.image.archive import open_archive
         from ldfix.loader.keep import ScanKeep
@@ -63,6 +78,19 @@ def open_view(source: Source) -> ImageView:
     if env:
         view.config = replace(view.config, env={**view.config.env, **env})
     return view
+
+
+def _registry_view(source: Source) -> ImageView:
+    from ldfix.image.registry import remote_name
+    from ldfix.image.remote import open_registry_image
+    from ldfix.loader.keep import ScanKeep
+
+    ref = source.ref
+    if ref.repository is None:
+        raise ImageAccessError(f"{ref.value} names no repository, so no registry can be asked",
+                               "give NAME@sha256:... or NAME:TAG")
+    return open_registry_image(remote_name(ref.repository, ref.tag, ref.digest), source.platform, ScanKeep(),
+                               source.cache, source.mirrors, source.progress)
 
 
 def oracle_for(view: ImageView, ref: ImageRef, static: bool) -> Oracle | None:

@@ -24,6 +24,10 @@ class ImageAccessError(LdfixError):
     exit_code = 3
 
 
+class DaemonUnreachable(ImageAccessError):
+    """No Docker daemon answered: a plain NAME:TAG is then read from its registry."""
+
+
 class InputFileError(LdfixError):
     """A file given on the command line is missing, unreadable or not what it should be."""
 

@@ -45,6 +45,26 @@ def debian_rootfs() -> Path:
     return target
 
 
+ARM64_PACKAGES = ("libc6", "libgcc-s1")
+
+
+def debian_arm64_root(dest: Path) -> Path:
+    """A root filesystem of Debian's arm64 libc, unpacked with dpkg-deb from packages `apt-get download`
+    fetched (arm64 is added as a foreign architecture first); the .debs are cached."""
+    debs = CACHE / "debs-arm64"
+    if not list(debs.glob("libc6_*_arm64.deb")):
+        debs.mkdir(parents=True, exist_ok=True)
+        if "arm64" not in subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True,
+                                         text=True).stdout.split():
+            _sh("dpkg", "--add-architecture", "arm64")
+            _sh("apt-get", "update", "-qq")
+        _sh("apt-get", "download", "-q", *(f"{p}:arm64" for p in ARM64_PACKAGES), cwd=str(debs))
+    dest.mkdir(parents=True, exist_ok=True)
+    for deb in sorted(debs.glob("*_arm64.deb")):
+        _sh("dpkg-deb", "-x", str(deb), str(dest))
+    return dest
+
+
 def build_image(tag: str, customize: Callable[[Path], None], env: dict[str, str], recipe_key: str) -> str:
     """`docker import` a copy of the Debian tree after `customize` changed it; reused when the tag (which
     includes a hash of `recipe_key`) exists."""
@@ -207,10 +227,11 @@ def read_save(save_tar: Path) -> tuple[bytes, list[bytes]]:
         return member(entry["Config"]), [member(name) for name in entry["Layers"]]
 
 
-def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool | str = True) -> Path:
+def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool | str = True,
+                         extra_layers: tuple[bytes, ...] = (), tag: str | None = None) -> Path:
     """An OCI image layout (oci-layout, index.json, blobs/sha256/...) holding the image of a legacy
     `docker save` tarball, its layers gzip-compressed as registries and skopeo store them (or zstd, or
-    none)."""
+    none); `extra_layers` (tars) go on top, and `tag` names the manifest (for `skopeo copy oci:DIR:TAG`)."""
     import gzip
     import json
 
@@ -234,14 +255,20 @@ def oci_layout_from_save(save_tar: Path, dest: Path, compress: bool | str = True
         return {"digest": f"sha256:{digest}", "size": len(data)}
 
     raw_config, raw_layers = read_save(save_tar)
+    if extra_layers:
+        cfg = json.loads(raw_config)
+        cfg["rootfs"]["diff_ids"] += ["sha256:" + hashlib.sha256(raw).hexdigest() for raw in extra_layers]
+        raw_config = json.dumps(cfg).encode()
+        raw_layers = [*raw_layers, *extra_layers]
     config = put(raw_config)
     layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + suffix, **put(pack(raw))}
               for raw in raw_layers]
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config}, "layers": layers}
     desc = put(json.dumps(manifest).encode())
+    annotations = {"annotations": {"org.opencontainers.image.ref.name": tag}} if tag else {}
     (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc}]}))
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc, **annotations}]}))
     (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return dest
 

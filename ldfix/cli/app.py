@@ -100,10 +100,18 @@ def _pull_progress() -> Callable[[dict[str, Any]], None]:
             if status and not event.get("id"):
                 sys.stderr.write(f"{status}\n")
         return plain
-    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=stderr_console(),
-                        transient=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                        TimeRemainingColumn(), console=stderr_console(), transient=True)
     tasks: dict[str, TaskID] = {}
 
     def on_event(event: dict[str, Any]) -> None:
@@ -130,10 +138,14 @@ def _pull_progress() -> Callable[[dict[str, Any]], None]:
 
 
 
+def _say(line: str) -> None:
+    sys.stderr.write(f"ldfix: {line}\n")
+
+
 @app.command()
 def scan(
-    image: Annotated[str, typer.Argument(metavar="IMAGE", help="NAME:TAG, NAME@sha256:..., dir:PATH, "
-                                         "docker-archive:PATH, oci-archive:PATH, oci-dir:PATH")],
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="NAME:TAG, NAME@sha256:..., registry:NAME:TAG, "
+                                         "dir:PATH, docker-archive:PATH, oci-archive:PATH, oci-dir:PATH")],
     lib: opt.Lib = [],  # noqa: B006
     for_: opt.For = [],  # noqa: B006
     env: opt.Env = [],  # noqa: B006
@@ -145,6 +157,8 @@ def scan(
     static: opt.Static = False,
     explicit: Annotated[bool, typer.Option("--explicit", help="the fix also spells out the directories reached "
                                            "through ld.so.cache (same files, pinned order)")] = False,
+    registry_mirror: opt.Mirror = [],  # noqa: B006
+    cache: opt.Cache = None,
     quiet: opt.Quiet = False,
 ) -> None:
     """Diagnose shared-library resolution in an image."""
@@ -155,7 +169,8 @@ def scan(
     try:
         wanted, frameworks = _framework_targets(list(lib), for_)
         source = api.Source(parse_ref(image), opt.parse_env(env), opt.platform_of(platform), no_pull, static,
-                            None if quiet else lazy_progress())
+                            None if quiet else lazy_progress(), opt.mirrors_of(registry_mirror), cache,
+                            say=_say)
         report = api.scan(source, ScanOptions(tuple(wanted), fail_on, explicit, tuple(frameworks)))
     except LdfixError as err:
         fail(err)

@@ -35,6 +35,25 @@ NoPull = Annotated[bool, typer.Option("--no-pull", help="never contact a registr
 Static = Annotated[bool, typer.Option("--static", help="never run anything from the image (model only; "
                                                        "libraries[].verified is null)")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress output on stderr")]
+Mirror = Annotated[list[str], typer.Option("--registry-mirror", metavar="URL",
+                                           help="fetch Docker Hub images from this mirror first (repeatable; also "
+                                           "LDFIX_REGISTRY_MIRROR, comma-separated), as dockerd's registry-mirrors")]
+Cache = Annotated[str | None, typer.Option("--cache", metavar="DIR",
+                                           help="keep registry layers and what was read from them by digest, so "
+                                           "later scans download and read only new layers")]
+
+
+def mirrors_of(given: list[str]) -> tuple[str, ...]:
+    """--registry-mirror values, then LDFIX_REGISTRY_MIRROR's; each must be an http(s) URL."""
+    import os
+
+    from ldfix.errors import UsageError
+
+    found = list(given) + [m for m in os.environ.get("LDFIX_REGISTRY_MIRROR", "").split(",") if m.strip()]
+    for m in found:
+        if not m.strip().startswith(("http://", "https://")):
+            raise UsageError(f"--registry-mirror {m!r} is not an http(s) URL", "for example https://mirror.gcr.io")
+    return tuple(m.strip().rstrip("/") for m in found)
 
 
 def parse_env(pairs: list[str], option: str = "--env") -> dict[str, str]:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ldfix.errors import ImageAccessError
+from ldfix.errors import DaemonUnreachable, ImageAccessError
 from ldfix.image.base import DaemonImage, ImageView, config_from
 from ldfix.image.layers import merge_host_layers
 from ldfix.image.refs import ImageRef, Platform
@@ -33,7 +33,7 @@ def client() -> Any:
         return docker.from_env()
     except docker.errors.DockerException as err:
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise ImageAccessError(f"cannot reach the Docker daemon at {host}: {_short(err)}",
+        raise DaemonUnreachable(f"cannot reach the Docker daemon at {host}: {_short(err)}",
                                "is dockerd running, may you use its socket, is the right context active?") from err
 
 

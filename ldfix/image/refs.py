@@ -16,9 +16,10 @@ class Transport(StrEnum):
     DOCKER_ARCHIVE = "docker-archive"
     OCI_ARCHIVE = "oci-archive"
     OCI_DIR = "oci-dir"
+    REGISTRY = "registry"
 
 
-TRANSPORTS = tuple(t for t in Transport if t is not Transport.DAEMON)
+TRANSPORTS = tuple(t for t in Transport if t not in (Transport.DAEMON, Transport.REGISTRY))
 _NAME = re.compile(r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -34,6 +35,11 @@ class ImageRef:
 
 
 def parse_ref(ref: str) -> ImageRef:
+    if ref.startswith("registry:"):
+        named = _parse_name(ref[len("registry:"):], "registry:")
+        if named.digest == named.value:
+            raise UsageError(f"{ref!r} has no repository name", "for example registry:nvidia/cuda@sha256:...")
+        return ImageRef(Transport.REGISTRY, named.value, named.repository, named.tag, named.digest)
     for t in TRANSPORTS:
         if ref.startswith(t.value + ":"):
             path = ref[len(t.value) + 1:]
@@ -41,6 +47,13 @@ def parse_ref(ref: str) -> ImageRef:
                 example = "rootfs" if t is Transport.DIR else "image"
                 raise UsageError(f"{t.value}: needs a path", f"for example {t.value}:/path/to/{example}")
             return ImageRef(t, path)
+    return _parse_name(ref, "")
+
+
+def _parse_name(ref: str, prefix: str) -> ImageRef:
+    """NAME:TAG, NAME@sha256:..., NAME:TAG@sha256:... (a daemon or registry reference)."""
+    if not ref:
+        raise UsageError(f"{prefix} needs an image name", f"for example {prefix}nvidia/cuda:12.8.1-runtime-ubuntu24.04")
     if _DIGEST.match(ref):
         return ImageRef(Transport.DAEMON, ref, digest=ref)
     name, digest = ref, None
@@ -58,8 +71,8 @@ def parse_ref(ref: str) -> ImageRef:
     if not _NAME.match(name):
         raise UsageError(f"cannot parse image reference "
             f"{ref!r}",
-                         "use NAME:TAG, NAME@sha256:..., dir:PATH, docker-archive:PATH, oci-archive:PATH, "
-                         "or oci-dir:PATH")
+                         "use NAME:TAG, NAME@sha256:..., registry:NAME:TAG, dir:PATH, docker-archive:PATH, "
+                         "oci-archive:PATH, or oci-dir:PATH")
     if tag is None and digest is None:
         raise UsageError(f"image reference {ref!r} has no tag", f"name the tag explicitly, for example {name}:latest "
                          "(ldfix never assumes latest)")

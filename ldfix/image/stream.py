@@ -305,10 +305,13 @@ def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reade
     return pieces.kept(), pos, False
 
 
-def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy) -> list[str]:
-    """Merge one streamed layer tar; the paths of files the policy wanted more of than one pass could keep."""
+def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
+                     record: list[tuple[tarstream.Member, Sparse | None]] | None = None) -> list[str]:
+    """Merge one streamed layer tar; the paths of files the policy wanted more of than one pass could keep.
+    `record` receives every member in order with what was kept of it (for a cache to replay)."""
     layer = tree.new_layer(KeptRanges())
     short: list[str] = []
+    kept: dict[int, Sparse] = {}
 
     def on_data(m: tarstream.Member, r: tarstream.Reader) -> int:
         path = member_path(m.name)
@@ -318,10 +321,17 @@ def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy) -> 
             node.loc = sparse
         if not complete:
             short.append(path)
+        kept[id(m)] = sparse
         return used
 
     reader = tarstream.Reader(decoder.read, decoder.skip)
+    previous: tarstream.Member | None = None
     for m in tarstream.members(reader, on_data):
+        if record is not None and previous is not None:
+            record.append((previous, kept.pop(id(previous), None)))
         apply_member(tree, m, layer, None)
+        previous = m
+    if record is not None and previous is not None:
+        record.append((previous, kept.pop(id(previous), None)))
     decoder.finish()
     return short

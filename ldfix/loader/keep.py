@@ -33,7 +33,10 @@ _CAP = 32 << 20  # a file this large is never kept whole
 
 
 class ScanKeep:
-    """The keep policy of a scan."""
+    """The keep policy of a scan. `version` names what it keeps: a cache of kept bytes (--cache) made with
+    another version is not replayed."""
+
+    version = "1"
 
     def whole(self, path: str, size: int) -> bool:
         if size > _CAP:

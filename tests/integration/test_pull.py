@@ -1,5 +1,7 @@
-"""Pulls through the real daemon from a registry served on 127.0.0.1 (tests/registry.py): progress on
-stderr, a tag that does not exist, a denied pull, and Ctrl-C in the middle of a pull."""
+"""Pulls through the real daemon from the real registry (Debian's docker-registry on 127.0.0.1, which Docker
+treats as insecure), images pushed with skopeo: progress on stderr, a tag that does not exist, a registry
+that wants a login, Ctrl-C in the middle of a pull (the blob trickles through tests/distribution.py's fault
+proxy), --platform and digest references."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.distribution import Distribution, FaultProxy
 from tests.images import build_tiny_image
-from tests.registry import Registry
 from tests.schema import validate_scan
 
 pytestmark = pytest.mark.docker
@@ -26,16 +28,11 @@ def source_image() -> str:
         "/usr/lib/x86_64-linux-gnu/libcudart.so.12": ("libcudart.so.12", (), None, None)}, {})
 
 
-@pytest.fixture()
-def registry(source_image: str) -> Iterator[Registry]:
-    with Registry(source_image) as reg:
-        yield reg
-
-
-@pytest.fixture()
-def slow_registry(source_image: str) -> Iterator[Registry]:
-    with Registry(source_image, slow=True) as reg:
-        yield reg
+@pytest.fixture(scope="module")
+def registry() -> Iterator[Distribution]:
+    reg = Distribution()
+    yield reg
+    reg.stop()
 
 
 def ldfix(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -52,8 +49,8 @@ def ours() -> str:
                           text=True).stdout.strip()
 
 
-def test_a_missing_image_is_pulled_with_progress_then_scanned(registry: Registry) -> None:
-    ref = registry.ref("ldfix/pull-plain")
+def test_a_missing_image_is_pulled_with_progress_then_scanned(registry: Distribution, source_image: str) -> None:
+    ref, _ = registry.push_fresh(source_image, "ldfix/pull-plain:1")
     try:
         proc = ldfix("scan", ref, "--format", "json", NO_COLOR="1")
         assert proc.returncode == 0, proc.stderr
@@ -66,9 +63,8 @@ def test_a_missing_image_is_pulled_with_progress_then_scanned(registry: Registry
         _rmi(ref)
 
 
-def test_pull_progress_bars_name_each_layer(registry: Registry) -> None:
-    ref = registry.ref("ldfix/pull-bars")
-    layer = registry.noise_layer.split(":")[1][:12]
+def test_pull_progress_bars_name_each_layer(registry: Distribution, source_image: str) -> None:
+    ref, layer = registry.push_fresh(source_image, "ldfix/pull-bars:1")
     try:
         proc = ldfix("scan", ref, "--format", "json", FORCE_COLOR="1", NO_COLOR="")
         assert proc.returncode == 0, proc.stderr
@@ -78,22 +74,31 @@ def test_pull_progress_bars_name_each_layer(registry: Registry) -> None:
         _rmi(ref)
 
 
-@pytest.mark.parametrize(("name", "tag", "words"), [("ldfix/pull-missing", "nope", "manifest unknown"),
-                                                     ("denied/image", None, "denied")])
-def test_failed_pulls_are_one_line_exit_3(registry: Registry, name: str, tag: str | None, words: str) -> None:
-    proc = ldfix("scan", registry.ref(name, tag))
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 3 and len(lines) == 1 and words in lines[0] and "hint:" in lines[0], proc.stderr
+def test_failed_pulls_are_one_line_exit_3(registry: Distribution, source_image: str) -> None:
+    registry.push(source_image, "ldfix/pull-missing:1")
+    private = Distribution(user="ci", password="s3cret")
+    try:
+        private.push(source_image, "ldfix/private:1")
+        for ref, words in ((f"{registry.host}/ldfix/pull-missing:nope", "manifest unknown"),
+                           (f"{private.host}/ldfix/private:1", "no basic auth credentials")):
+            proc = ldfix("scan", ref)
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode == 3 and len(lines) == 1 and words in lines[0] and "hint:" in lines[0], proc.stderr
+    finally:
+        private.stop()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_in_the_middle_of_a_pull(slow_registry: Registry, sig: int) -> None:
-    ref = slow_registry.ref(f"ldfix/pull-interrupted-{int(sig)}")
+def test_interrupt_in_the_middle_of_a_pull(registry: Distribution, source_image: str, sig: int) -> None:
+    pushed, _ = registry.push_fresh(source_image, f"ldfix/pull-interrupted-{int(sig)}:1")
+    proxy = FaultProxy(registry)
+    proxy.fault = "trickle"
+    ref = pushed.replace(registry.host, proxy.host)
     proc = subprocess.Popen([sys.executable, "-m", "ldfix", "scan", ref, "--format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "NO_COLOR": "1"})
     try:
-        time.sleep(2.0)  # a 1 MB layer of noise trickles out at 80 KB/s: the pull is under way
+        time.sleep(2.0)  # a 1 MB layer of noise trickles out at 40 KB/s: the pull is under way
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
@@ -102,11 +107,12 @@ def test_interrupt_in_the_middle_of_a_pull(slow_registry: Registry, sig: int) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+        proxy.stop()
         _rmi(ref)
 
 
-def test_platform_is_passed_to_the_pull_and_checked(registry: Registry) -> None:
-    ref = registry.ref("ldfix/pull-platform")
+def test_platform_is_passed_to_the_pull_and_checked(registry: Distribution, source_image: str) -> None:
+    ref, _ = registry.push_fresh(source_image, "ldfix/pull-platform:1")
     try:
         proc = ldfix("scan", ref, "--platform", "linux/amd64", "--format", "json", NO_COLOR="1")
         assert proc.returncode == 0, proc.stderr
@@ -117,14 +123,16 @@ def test_platform_is_passed_to_the_pull_and_checked(registry: Registry) -> None:
         _rmi(ref)
 
 
-def test_a_digest_reference_is_pulled_and_scanned(registry: Registry) -> None:
+def test_a_digest_reference_is_pulled_and_scanned(registry: Distribution, source_image: str) -> None:
     import hashlib
 
-    digest = "sha256:" + hashlib.sha256(registry.manifest).hexdigest()
-    ref = f"127.0.0.1:{registry.port}/ldfix/pull-digest@{digest}"
+    pushed, _ = registry.push_fresh(source_image, "ldfix/pull-digest:1")
+    body, _ = registry.manifest("ldfix/pull-digest", "1")
+    ref = f"{registry.host}/ldfix/pull-digest@sha256:{hashlib.sha256(body).hexdigest()}"
     try:
         proc = ldfix("scan", ref, "--format", "json", NO_COLOR="1")
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["image"]["ref"] == ref
     finally:
         _rmi(ref)
+        _rmi(pushed)

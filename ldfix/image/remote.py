@@ -1,0 +1,360 @@
+"""`registry:NAME[:TAG|@sha256:...]`: an image read straight from its registry, no daemon and no disk.
+
+The manifest (Docker schema 2 or OCI; a manifest list or OCI index resolved to one platform) names a config
+and layers. Each layer blob is streamed once through the layer merge (stream.py) with the scan's keep
+policy; its sha256 is checked against its digest as it streams, and a mismatch fails the scan. A dropped
+connection resumes with an HTTP Range request. With `--cache DIR` the blobs and what the scan read of them
+are kept by digest (`DIR/blobs/sha256/HEX`, `DIR/reads/VERSION/HEX.*`), so a later scan of an image that
+shares layers downloads and reads only the new ones. Temporary files live next to their final names and
+are removed unless the blob was complete and verified."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ldfix.errors import ImageAccessError
+from ldfix.image import tarstream
+from ldfix.image.base import ImageView, config_from
+from ldfix.image.layers import MergedTree, apply_member, member_path
+from ldfix.image.refs import Platform
+from ldfix.image.registry import STALL_TIMEOUT, Client, RemoteName
+from ldfix.image.stream import Decoder, KeepPolicy, KeptRanges, LayerStreamError, Sparse, add_stream_layer
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v2+json")
+ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
+LAYER_TYPES = {
+    "application/vnd.oci.image.layer.v1.tar": "tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
+    "application/vnd.docker.image.rootfs.diff.tar": "tar",
+}
+RESUMES = 3
+Progress = Callable[[dict[str, Any]], None]
+
+
+def host_platform() -> Platform:
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+    return Platform("linux", arch, "v8" if arch == "arm64" else "v7" if arch == "arm" else None)
+
+
+def _matches(entry: dict[str, Any], want: Platform) -> bool:
+    p = entry.get("platform") or {}
+    if (p.get("os"), p.get("architecture")) != (want.os, want.architecture):
+        return False
+    if want.variant is None or want.architecture != "arm64":
+        return want.variant is None or p.get("variant") in (want.variant, None)
+    return bool(p.get("variant", "v8") == want.variant)
+
+
+def _platform_text(entry: dict[str, Any]) -> str:
+    p = entry.get("platform") or {}
+    return "/".join(str(x) for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+
+
+@dataclass
+class _Endpoint:
+    client: Client
+    name: RemoteName
+
+
+def _json(resp: Any, what: str, digest: str | None) -> dict[str, Any]:
+    body = resp.content
+    if digest is not None and "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+        raise ImageAccessError(f"{what} does not match its digest {digest}",
+                               "the registry (or a proxy) altered it; try again, or another mirror")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ImageAccessError(f"{what} is not JSON", "is this a container registry?") from None
+    if not isinstance(data, dict):
+        raise ImageAccessError(f"{what} is not a JSON object", "is this a container registry?")
+    return data
+
+
+def _manifest(ep: _Endpoint, platform: Platform | None) -> tuple[dict[str, Any], Platform | None]:
+    name = ep.name
+    ref = name.reference
+    digest = ref if ref.startswith("sha256:") else None
+    what = f"the manifest of {name}"
+    data = _json(ep.client.get(f"{name.repository}/manifests/{ref}", what, ACCEPT), what, digest)
+    kind = data.get("mediaType") or ("index" if "manifests" in data else "")
+    if kind in INDEX_TYPES or "manifests" in data:
+        want = platform or host_platform()
+        entries = [m for m in data.get("manifests") or [] if isinstance(m, dict)]
+        pick = next((m for m in entries if _matches(m, want)), None)
+        if pick is None:
+            have = ", ".join(sorted({_platform_text(m) for m in entries if _platform_text(m)})) or "none"
+            raise ImageAccessError(f"{name} has no {want} image (it has: {have})",
+                                   "pick one with --platform OS/ARCH")
+        digest = str(pick.get("digest"))
+        what = f"the {want} manifest of {name}"
+        data = _json(ep.client.get(f"{name.repository}/manifests/{digest}", what, ACCEPT), what, digest)
+        return data, want
+    if data.get("schemaVersion") == 1:
+        raise ImageAccessError(f"{name} has a Docker schema 1 manifest, which registries have deprecated",
+                               "push the image again with a current Docker or skopeo")
+    return data, None
+
+
+def _endpoints(name: RemoteName, mirrors: Sequence[str]) -> list[_Endpoint]:
+    eps = [_Endpoint(Client(name.domain, url), name) for url in mirrors] if name.hub else []
+    return [*eps, _Endpoint(Client(name.domain), name)]
+
+
+class _Blob:
+    """A layer blob read front to back: resumed with Range after a dropped connection, sha256-checked, teed
+    into the cache when one is given."""
+
+    def __init__(self, ep: _Endpoint, digest: str, size: int | None, progress: Progress | None,
+                 tee: IO[bytes] | None) -> None:
+        self.ep, self.digest, self.size, self.progress, self.tee = ep, digest, size, progress, tee
+        self.sha = hashlib.sha256()
+        self.pos = 0
+        self.resumes = 0
+        self.short = digest.split(":")[-1][:12]
+        self.resp = self._open()
+
+    def _open(self) -> Any:
+        headers = {"Range": f"bytes={self.pos}-"} if self.pos else {}
+        resp = self.ep.client.get(f"{self.ep.name.repository}/blobs/{self.digest}", f"the layer {self.short}",
+                                  stream=True, headers=headers)
+        resp.raw.decode_content = False
+        if self.pos and resp.status_code == 200:  # Range ignored: skip what we have
+            left = self.pos
+            while left:
+                got = resp.raw.read(min(left, 1 << 20))
+                if not got:
+                    break
+                left -= len(got)
+        return resp
+
+    def read(self, n: int) -> bytes:
+        while True:
+            data: bytes | None
+            try:
+                data = bytes(self.resp.raw.read(n))
+            except Exception as err:  # urllib3 ProtocolError / ReadTimeoutError, OSError: the connection broke
+                data = None
+                stalled = "timed out" in str(err).lower() or "timeout" in type(err).__name__.lower()
+                failure = (f"no data for {STALL_TIMEOUT:g} s (stalled)" if stalled else
+                           f"the connection broke at byte {self.pos} of {self.size} (a truncated transfer)")
+            if data:
+                self.pos += len(data)
+                self.sha.update(data)
+                if self.tee is not None:
+                    self.tee.write(data)
+                if self.progress:
+                    self.progress({"id": self.short, "status": "Downloading",
+                                   "progressDetail": {"current": self.pos, "total": self.size or 0}})
+                return data
+            if data is not None and (self.size is None or self.pos >= self.size):
+                return b""
+            if data is not None:
+                failure = f"the connection closed at byte {self.pos} of {self.size} (a truncated transfer)"
+            if self.resumes >= RESUMES:
+                raise ImageAccessError(f"the layer {self.short} of {self.ep.name} could not be read after {RESUMES} "
+                                       f"resumed attempts: {failure}",
+                                       "check the network and try again")
+            self.resumes += 1
+            self.resp.close()
+            self.resp = self._open()
+
+    def drain(self) -> bool:
+        """Read to the end, for a digest verdict on a blob that did not decode; False if the end was not reached."""
+        try:
+            while self.read(1 << 20):
+                pass
+        except ImageAccessError:
+            return False
+        return True
+
+    def verify(self) -> None:
+        self.resp.close()
+        if self.size is not None and self.pos != self.size:
+            raise ImageAccessError(f"the layer {self.short} of {self.ep.name} is {self.pos} bytes, not {self.size}",
+                                   "the registry sent a truncated blob; try again")
+        if "sha256:" + self.sha.hexdigest() != self.digest:
+            raise ImageAccessError(f"the layer {self.short} of {self.ep.name} does not match its digest",
+                                   "the registry (or a proxy) altered it; try again, or another mirror")
+        if self.progress:
+            self.progress({"id": self.short, "status": "Download complete"})
+
+
+# -- the cache ------------------------------------------------------------------------------------------
+
+class _Cache:
+    def __init__(self, root: str, version: str) -> None:
+        self.blobs = os.path.join(root, "blobs", "sha256")
+        self.reads = os.path.join(root, "reads", version)
+        try:
+            os.makedirs(self.blobs, exist_ok=True)
+            os.makedirs(self.reads, exist_ok=True)
+        except OSError as err:
+            raise ImageAccessError(f"cannot use --cache {root}: {err.strerror or err}",
+                                   "give a writable directory") from None
+
+    def blob(self, digest: str) -> str:
+        return os.path.join(self.blobs, digest.split(":")[-1])
+
+    def read_paths(self, digest: str) -> tuple[str, str]:
+        base = os.path.join(self.reads, digest.split(":")[-1])
+        return base + ".json", base + ".bin"
+
+    def replay(self, tree: MergedTree, digest: str) -> bool:
+        """Apply a layer from what an earlier scan kept of it; False when nothing usable is stored."""
+        index, data = self.read_paths(digest)
+        try:
+            with open(index, encoding="utf-8") as fh:
+                members = json.load(fh)
+            with open(data, "rb") as fh:
+                blob = fh.read()
+        except (OSError, ValueError):
+            return False
+        layer = tree.new_layer(KeptRanges())
+        pos = 0
+        for name, kind, size, mode, link, major, minor, spans in members:
+            m = tarstream.Member(name, kind, size, mode, link, 0, major, minor)
+            apply_member(tree, m, layer, None)
+            ranges = []
+            for start, length in spans:
+                ranges.append((start, blob[pos:pos + length]))
+                pos += length
+            node = tree.nodes.get(member_path(name))
+            if node is not None and node.layer == layer and node.loc is None and kind == tarstream.REG:
+                node.loc = Sparse(ranges)
+        return True
+
+    def store(self, digest: str, record: list[tuple[tarstream.Member, Sparse | None]]) -> None:
+        index, data = self.read_paths(digest)
+        members = []
+        chunks = []
+        for m, sparse in record:
+            spans = []
+            if sparse is not None:
+                for start, piece in zip(sparse.starts, sparse.data, strict=True):
+                    spans.append([start, len(piece)])
+                    chunks.append(piece)
+            members.append([m.name, m.type, m.size, m.mode, m.linkname, m.devmajor, m.devminor, spans])
+        _atomic(data, b"".join(chunks))
+        _atomic(index, json.dumps(members).encode())
+
+
+def _atomic(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# -- the image ------------------------------------------------------------------------------------------
+
+def _layer(view: ImageView, ep: _Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: _Cache | None,
+           progress: Progress | None) -> list[str]:
+    digest = str(desc.get("digest", ""))
+    media = str(desc.get("mediaType", ""))
+    if media not in LAYER_TYPES:
+        raise ImageAccessError(f"{ep.name} has a layer of unknown media type {media!r}",
+                               "ldfix reads tar, tar+gzip and tar+zstd layers")
+    tree = view.fs
+    assert isinstance(tree, MergedTree)
+    if cache is not None and cache.replay(tree, digest):
+        if progress:
+            progress({"id": digest.split(":")[-1][:12], "status": "Already exists"})
+        return []
+    size = desc.get("size") if isinstance(desc.get("size"), int) else None
+    record: list[tuple[tarstream.Member, Sparse | None]] | None = [] if cache is not None else None
+    cached = cache.blob(digest) if cache is not None else None
+    if cached is not None and os.path.exists(cached):
+        with open(cached, "rb") as fh:
+            short = _merge(tree, Decoder(fh.read), keep, record, f"the cached layer {digest}")
+    else:
+        tmp = None
+        tee = None
+        if cached is not None:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cached), prefix=".tmp-")
+            tee = os.fdopen(fd, "wb")
+        try:
+            blob = _Blob(ep, digest, size, progress, tee)
+            try:
+                short = _merge(tree, Decoder(blob.read), keep, record, f"the layer {blob.short} of {ep.name}")
+            except ImageAccessError:
+                if blob.drain():  # an altered blob says so, rather than "corrupt gzip"
+                    blob.verify()
+                raise
+            blob.verify()
+            if tee is not None and tmp is not None and cached is not None:
+                tee.close()
+                os.replace(tmp, cached)
+                tmp = None
+        finally:
+            if tee is not None:
+                tee.close()
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+    if cache is not None and record is not None:
+        cache.store(digest, record)
+    return short
+
+
+def _merge(tree: MergedTree, decoder: Decoder, keep: KeepPolicy,
+           record: list[tuple[tarstream.Member, Sparse | None]] | None, what: str) -> list[str]:
+    try:
+        return add_stream_layer(tree, decoder, keep, record)
+    except (tarstream.TarError, LayerStreamError) as err:
+        raise ImageAccessError(f"{what} is not a readable layer: {err}",
+                               "the blob may be truncated or corrupt; try again") from None
+
+
+def open_registry_image(name: RemoteName, platform: Platform | None, keep: KeepPolicy, cache_dir: str | None = None,
+                        mirrors: Sequence[str] = (), progress: Progress | None = None) -> ImageView:
+    endpoints = _endpoints(name, mirrors)
+    failure: ImageAccessError | None = None
+    for ep in endpoints:
+        try:
+            manifest, picked = _manifest(ep, platform)
+            break
+        except ImageAccessError as err:
+            failure = err  # a mirror that fails hands over to the next, then to the registry itself
+    else:
+        assert failure is not None
+        raise failure
+    config_desc = manifest.get("config") or {}
+    layers = manifest.get("layers")
+    if not isinstance(config_desc, dict) or not isinstance(layers, list):
+        raise ImageAccessError(f"the manifest of {name} has no config or layers", "is this an image?")
+    cdigest = str(config_desc.get("digest", ""))
+    raw = _json(ep.client.get(f"{name.repository}/blobs/{cdigest}", f"the config of {name}"), f"the config of {name}",
+                cdigest)
+    config = config_from(raw.get("config") or {}, raw.get("architecture"), raw.get("os"), raw.get("variant"))
+    if platform is not None and picked is None and not platform.matches(config):
+        raise ImageAccessError(f"{name} is {config.platform}, not {platform}", "leave out --platform, or name "
+                               "a tag of that platform")
+    view = ImageView(MergedTree(), config, f"registry:{name}", cdigest)
+    cache = _Cache(cache_dir, getattr(keep, "version", "0")) if cache_dir else None
+    short: list[str] = []
+    for desc in layers:
+        if not isinstance(desc, dict):
+            raise ImageAccessError(f"the manifest of {name} lists a layer that is not an object", "is this an image?")
+        short += _layer(view, ep, desc, keep, cache, progress)
+    if short:
+        view.notes.append(f"{len(short)} files were read only in part from the layer streams (e.g. {short[0]}): "
+                          "what the scan says of them may be incomplete")
+    view.notes.append("the image was read from the registry, not run: libraries[].verified is null")
+    return view
