@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 
 CACHE = Path(os.environ.get("LDFIX_BENCH_CACHE", Path.home() / ".cache" / "ldfix-bench"))
+# one wheel cache for the benches and the framework tests: the CUDA wheels are large, download them once
+WHEEL_CACHE = Path(os.environ.get("LDFIX_WHEEL_CACHE", Path.home() / ".cache" / "ldfix-tests" / "wheels"))
 WHEELS = ["nvidia-cuda-runtime-cu12", "nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-cufft-cu12",
           "nvidia-curand-cu12", "nvidia-cusolver-cu12", "nvidia-cusparse-cu12", "nvidia-nvjitlink-cu12",
           "nvidia-nccl-cu12", "nvidia-cuda-nvrtc-cu12"]
@@ -27,7 +29,7 @@ T = TypeVar("T")
 
 def wheels(names: list[str] = WHEELS) -> list[Path]:
     """The newest wheel of each project, downloaded once (`pip download --no-deps`)."""
-    dest = CACHE / "wheels"
+    dest = WHEEL_CACHE
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for name in names:

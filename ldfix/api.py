@@ -11,12 +11,14 @@ from typing import Any
 
 from ldfix.diagnose.context import ImageFacts, prepare
 from ldfix.diagnose.finding import Report
+from ldfix.diagnose.rules import REGISTRY
 from ldfix.diagnose.scan import ScanOptions, diagnose
 from ldfix.errors import DaemonUnreachable, ImageAccessError, UsageError
 from ldfix.fix.plan import UseEnv
 from ldfix.fix.verify import Check, check, plan_and_verify
 from ldfix.image.base import ImageView
 from ldfix.image.refs import ImageRef, Platform, Transport
+from ldfix.loader.ldcache import LdCache
 from ldfix.oracle.base import Oracle
 
 PullProgress = Callable[[dict[str, Any]], None]
@@ -124,12 +126,32 @@ def oracle_for(view: ImageView, ref: ImageRef, static: bool) -> Oracle | None:
 def scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, env: Mapping[str, str] | None = None,
               facts: ImageFacts | None = None, progress: Callable[[int], None] | None = None
               ) -> tuple[Report, ImageFacts]:
-    """Scan an open view with its own env (or `env`, e.g. the env a Dockerfile gives its image) and plan its
-    verified fix. Pass the `facts` of an earlier scan of the same view to skip indexing it again."""
+    """Scan an open view with its own env (or `env`, e.g. the env a Dockerfile gives its image), check every
+    framework installed in it, and plan its verified fix. Pass the `facts` of an earlier scan of the same view
+    to skip indexing it again."""
+    from ldfix.frameworks.check import check_all, owned_sonames
+    from ldfix.frameworks.detect import detect
+
     facts = facts or prepare(view, oracle, progress)
-    report, ctx = diagnose(facts, list(options.libs), dict(env if env is not None else view.config.env),
-                           options.fail_on, options.frameworks)
-    fix, notes = plan_and_verify(ctx, report, options.explicit)
+    run_env = dict(env if env is not None else view.config.env)
+    found_notes: list[str] = []
+    installs = detect(facts.walker, facts.index.package_dirs, found_notes)
+    owned = owned_sonames(facts.index.by_soname, installs)
+    report, ctx = diagnose(facts, list(options.libs), run_env, options.fail_on, options.frameworks, owned)
+    entries, extra = check_all(ctx, installs, run_env)
+    order = {r.code: i for i, r in enumerate(REGISTRY)}
+    findings = sorted(report.findings + tuple(extra), key=lambda f: order[f.code])
+    if owned:
+        found_notes.append(f"{len(owned)} libraries that only frameworks' wheels hold are checked from the framework "
+                           "objects that load them (frameworks[]), not from a program with no RPATH")
+    report = replace(report, findings=tuple(findings), frameworks=tuple(entries) + report.frameworks,
+                     notes=report.notes + tuple(found_notes))
+
+    def frameworks_ok(after: Mapping[str, str], cache: LdCache | None) -> bool:
+        again = replace(ctx, facts=replace(facts, cache=cache)) if cache is not facts.cache else ctx
+        return not [f for f in check_all(again, installs, after)[1] if options.fail_on.blocks(f.severity)]
+
+    fix, notes = plan_and_verify(ctx, report, options.explicit, frameworks_ok if installs else None)
     return replace(report, fix=fix, notes=report.notes + tuple(notes)), facts
 
 

@@ -5,6 +5,7 @@ closure) that every rule checks."""
 from __future__ import annotations
 
 import functools
+import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -46,6 +47,16 @@ class ImageFacts:
         info = ElfInfo(self.platform.elf_class, True, self.platform.machine, 3, needed=tuple(targets),
                        has_dynamic=True)
         return load(searcher, PROBE, info)
+
+    def simulate_from(self, requester: str, info: ElfInfo, names: tuple[str, ...], env: Mapping[str, str],
+                      cache: LdCache | None) -> Closure:
+        """The model's load of `names` as `requester` asks for them: a probe in the requester's directory
+        with its DT_RPATH / DT_RUNPATH (so $ORIGIN is the requester's), needing `names`. This is how both a
+        DT_NEEDED entry and a dlopen() from the requester search."""
+        searcher = Searcher(self.walker, self.platform, env, self.view.config.working_dir, cache)
+        probe = ElfInfo(info.elf_class, info.little_endian, info.machine, 3, needed=names, rpath=info.rpath,
+                        runpath=info.runpath, has_dynamic=True)
+        return load(searcher, posixpath.join(posixpath.dirname(requester), ".ldfix-probe.so"), probe)
 
     def realpath(self, path: str | None) -> str | None:
         found = self.walker.stat(path) if path else None
@@ -146,7 +157,7 @@ class ScanContext:
         k = cuda()
         out = []
         for res in self.closure.missing:
-            if res.requester == PROBE or k.is_runtime_provided(res.name):
+            if res.requester == self.closure.main.path or k.is_runtime_provided(res.name):
                 continue
             req = next((o for o in self.closure.objects if o.path == res.requester), None)
             top = top_target(req)

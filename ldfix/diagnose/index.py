@@ -29,6 +29,7 @@ class LibraryIndex:
     by_name: dict[str, list[str]] = field(default_factory=dict)  # file name -> paths (files and links)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     hwcaps_dirs: list[str] = field(default_factory=list)  # every directory named glibc-hwcaps
+    package_dirs: list[str] = field(default_factory=list)  # every site-packages / dist-packages directory
     files_seen: int = 0
 
     def candidates(self, soname: str) -> list[Candidate]:
@@ -63,6 +64,8 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
                 stack.append(path)
                 if name == "glibc-hwcaps":
                     index.hwcaps_dirs.append(path)
+                elif name in ("site-packages", "dist-packages"):
+                    index.package_dirs.append(path)
                 continue
             if not _looks_like_library(name):
                 continue

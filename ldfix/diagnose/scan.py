@@ -24,13 +24,15 @@ class ScanOptions:
     frameworks: tuple[dict[str, Any], ...] = ()  # --for: what each framework asks for (knowledge)
 
 
-def targets_for(facts: ImageFacts, libs: list[str]) -> list[str]:
-    """The names asked for, then every CUDA-family soname in the image, then libcuda.so.1 when CUDA is in play."""
+def targets_for(facts: ImageFacts, libs: list[str], owned: frozenset[str] = frozenset()) -> list[str]:
+    """The names asked for, then every CUDA-family soname in the image (less those only frameworks' wheels
+    hold), then libcuda.so.1 when CUDA is in play."""
     k = cuda()
     out = list(dict.fromkeys(libs))
-    found = sorted(s for s in facts.index.sonames() if k.is_cuda_family(s) and not k.is_runtime_provided(s))
+    found = sorted(s for s in facts.index.sonames() if k.is_cuda_family(s) and not k.is_runtime_provided(s)
+                   and s not in owned)
     out += [s for s in found if s not in out]
-    if (found or any(k.is_cuda_family(s) for s in libs)) and "libcuda.so.1" not in out:
+    if (found or owned or any(k.is_cuda_family(s) for s in libs)) and "libcuda.so.1" not in out:
         out.append("libcuda.so.1")
     return out
 
@@ -111,9 +113,11 @@ def context(facts: ImageFacts, targets: list[str], env: Mapping[str, str], asked
 
 
 def diagnose(facts: ImageFacts, libs: list[str], env: Mapping[str, str], fail_on: FailOn = FailOn.ERROR,
-             frameworks: tuple[dict[str, Any], ...] = ()) -> tuple[Report, ScanContext]:
-    """The report of one scan, without its fix, and the context the fix planner works from."""
-    targets = targets_for(facts, libs)
+             frameworks: tuple[dict[str, Any], ...] = (), owned: frozenset[str] = frozenset()
+             ) -> tuple[Report, ScanContext]:
+    """The report of one scan, without its fix, and the context the fix planner works from. `owned`: sonames
+    that frameworks load from their own wheels, checked from them and not as targets of an empty program."""
+    targets = targets_for(facts, libs, owned)
     pending = ask_loader(facts, targets, env)  # the image's loader runs while the model works
     ctx = context(facts, targets, env, frozenset(libs))
     findings: list[Finding] = []

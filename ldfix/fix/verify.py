@@ -4,13 +4,14 @@ the image's own loader (the env applied, or the RUN lines built into a throwaway
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ldfix.diagnose.context import PROBE, ScanContext
 from ldfix.diagnose.finding import Fix, FixKind, Report, Status
 from ldfix.fix.plan import Checkable, ConfD, Plan, PrependLdPath, RunLdconfig, UseEnv, candidates
 from ldfix.knowledge import cuda
+from ldfix.loader.ldcache import LdCache
 from ldfix.oracle.base import Trace
 
 
@@ -72,9 +73,16 @@ def _ask_loader(ctx: ScanContext, report: Report, plan: Checkable) -> tuple[bool
     return trace_ok(ctx, report, trace)
 
 
-def check(ctx: ScanContext, report: Report, plan: Checkable) -> Check:
-    """Model first; only a plan the model accepts is put to the image's loader."""
+# (env, cache) -> whether every framework loads what it needs with them (api.scan_view supplies it)
+FrameworksOk = Callable[[Mapping[str, str], LdCache | None], bool]
+
+
+def check(ctx: ScanContext, report: Report, plan: Checkable, frameworks_ok: FrameworksOk | None = None) -> Check:
+    """Model first (the targets, then each framework from its own objects); only a plan the model accepts is
+    put to the image's loader."""
     if not _model_ok(ctx, report, plan):
+        return Check(False, None)
+    if frameworks_ok is not None and not frameworks_ok(plan.env(dict(ctx.env)), plan.cache(ctx)):
         return Check(False, None)
     loader, notes = _ask_loader(ctx, report, plan)
     return Check(True, loader, tuple(notes))
@@ -108,13 +116,14 @@ def as_fix(plan: Plan, base_image: str, verified: bool | None, report: Report) -
     return Fix((), None, dockerfile, verified, FixKind.LDCONFIG, _reason(plan, report, bool(verified)), lines)
 
 
-def plan_and_verify(ctx: ScanContext, report: Report, explicit: bool) -> tuple[Fix | None, list[str]]:
+def plan_and_verify(ctx: ScanContext, report: Report, explicit: bool, frameworks_ok: FrameworksOk | None = None
+                    ) -> tuple[Fix | None, list[str]]:
     """The first plan that the model and, where it can be asked, the image's loader confirm; with notes on
     every plan that did not pass. A fix the loader refutes is never offered."""
     plans, notes = candidates(ctx, report, explicit)
     base_image = ctx.facts.view.image_id or ctx.facts.view.ref
     for plan in plans:
-        result = check(ctx, report, plan)
+        result = check(ctx, report, plan, frameworks_ok)
         notes += result.notes
         label = {PrependLdPath: "LD_LIBRARY_PATH", RunLdconfig: "RUN ldconfig", ConfD: "ld.so.conf.d"}[type(plan)]
         if not result.model_ok:

@@ -134,3 +134,40 @@ def framework_needs(spec: str) -> FrameworkNeeds:
             return FrameworkNeeds(name, version, row["cuda"], tuple(row["sonames"]))
     rows = data["frameworks"][name]
     raise ValueError(f"no table for {name} {version} (known: {rows[0]['from']} to {rows[-1]['to'].replace('.99', '')})")
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How one framework loads CUDA libraries (knowledge/loading.json, with its provenance)."""
+
+    framework: str
+    packages: tuple[str, ...]  # distribution names that install it (normalized: lower case, '-')
+    package_dir: str
+    requesters: tuple[str, ...]  # globs relative to site-packages: the framework's own ELF objects
+    dlopen_from: str | None  # the requester that dlopens the release row's sonames
+    version_file: str | None
+    cuda_pattern: str | None
+    preload: tuple[str, ...]  # site-packages globs of directories its Python code loads libraries from
+
+
+@lru_cache(maxsize=1)
+def loading() -> tuple[Loading, ...]:
+    text = resources.files("ldfix.knowledge").joinpath("loading.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    out = []
+    for name, row in data["frameworks"].items():
+        if not row["packages"] or not row["requesters"]:
+            raise ValueError(f"knowledge/loading.json: {name} needs packages and requesters")
+        if row["cuda_pattern"]:
+            re.compile(row["cuda_pattern"])
+        out.append(Loading(name, tuple(row["packages"]), row["package_dir"], tuple(row["requesters"]),
+                           row["dlopen_from"], row["version_file"], row["cuda_pattern"], tuple(row["preload"])))
+    return tuple(out)
+
+
+def release_row(framework: str, version: str) -> FrameworkNeeds | None:
+    """The frameworks.json row of an installed release, or None when the data does not know it."""
+    try:
+        return framework_needs(f"{framework}=={version}")
+    except ValueError:
+        return None

@@ -125,12 +125,19 @@ def test_framework_tables() -> None:
             framework_needs(bad)
 
 
-def test_unreachable_daemon_is_one_line_exit_3() -> None:
-    proc = subprocess.run([sys.executable, "-m", "ldfix", "scan", "foo/bar:1"], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+def test_unreachable_daemon_with_no_pull_is_one_line_exit_3() -> None:
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    proc = subprocess.run([sys.executable, "-m", "ldfix", "scan", "foo/bar:1", "--no-pull"], capture_output=True,
+                          text=True, timeout=60, env=env)
     assert proc.returncode == 3
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Docker daemon" in lines[0] and "hint:" in lines[0]
+    # without --no-pull the registry is asked instead (unreachable here): the notice, then one error line
+    proc = subprocess.run([sys.executable, "-m", "ldfix", "scan", "127.0.0.1:9/foo/bar:1"], capture_output=True,
+                          text=True, timeout=60, env=env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 3 and "reading 127.0.0.1:9/foo/bar:1 from its registry" in lines[0]
+    assert len(lines) == 2 and lines[1].startswith("ldfix: error: cannot reach 127.0.0.1:9") and "hint:" in lines[1]
 
 
 def test_cuda_release_table() -> None:

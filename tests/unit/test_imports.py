@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "ldfix"
 # lowest first; a module may import its own room and any room before it in this list
-LAYERS = ["errors", "image", "loader", "elfarch", "oracle", "knowledge", "schema", "diagnose", "fix", "dockerfile",
+LAYERS = ["errors", "image", "loader", "elfarch", "oracle", "knowledge", "schema", "diagnose", "frameworks", "fix",
+          "dockerfile",
           "report", "api", "cli"]
 TOP = {"__init__", "__main__"}
 

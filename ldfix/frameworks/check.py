@@ -1,0 +1,242 @@
+"""What each installed framework loads, resolved from the object that loads it.
+
+For every requester of a framework (its own ELF objects, knowledge/loading.json) the model loads the
+requester's CUDA DT_NEEDED names, plus the names the release dlopens from it, from a probe with the
+requester's RPATH/RUNPATH in the requester's directory (so `$ORIGIN` is the requester's). cuDNN's
+sub-libraries are then loaded the same way from the `libcudnn.so.N` that was bound. Libraries the
+framework's Python code preloads by absolute path (JAX's plugin, CuPy) are taken from the wheel directories
+first, as that code does. The image's rules then judge each of these closures: an unresolved name is
+classified like a target (PATH_MISSING, WRONG_MAJOR, LIB_ABSENT, NO_DEV_SYMLINK...), and SHADOWED,
+TRANSITIVE and VERSION_SKEW look at what that requester really binds. Each finding names its framework."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ldfix.diagnose.context import ScanContext, describe_tried
+from ldfix.diagnose.finding import Finding
+from ldfix.diagnose.rules import shadowed, transitive
+from ldfix.diagnose.rules.version_skew import FAMILIES, release_of
+from ldfix.diagnose.rules.version_skew import RULE as SKEW
+from ldfix.frameworks.detect import Dist, Install
+from ldfix.image.pathwalk import Walker
+from ldfix.knowledge import cuda, release_row
+from ldfix.loader.elf import ElfInfo, ElfReadError, read_elf
+from ldfix.loader.search import Resolution, SearchStep
+from ldfix.loader.tree import Closure
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One library as one requester of a framework loads it."""
+
+    soname: str
+    requester: str
+    how: str  # needed | dlopen | preload
+    res: Resolution | None
+    candidates: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        res = self.res
+        k = cuda()
+        status = ("resolved" if res is not None and res.found else
+                  "runtime-provided" if k.is_runtime_provided(self.soname) else "unresolved")
+        return {"soname": self.soname, "requester": self.requester, "how": self.how, "status": status,
+                "path": res.path if res and res.found else None,
+                "via": res.step.value if res and res.found and res.step and res.step not in (
+                    SearchStep.LOADED, SearchStep.DIRECT) else None,
+                "realpath": res.realpath if res and res.found else None, "candidates": list(self.candidates),
+                "verified": None, "tried": list(describe_tried(res))}
+
+
+def glob(walker: Walker, base: str, pattern: str) -> list[str]:
+    """Paths under `base` matching a relative glob, one component at a time (no `**`)."""
+    paths = [base]
+    for part in pattern.split("/"):
+        nxt = []
+        for p in paths:
+            if any(c in part for c in "*?["):
+                nxt += [posixpath.join(p, n) for n in sorted(walker.listdir(p)) if fnmatch.fnmatchcase(n, part)]
+            elif walker.stat(posixpath.join(p, part)) is not None:
+                nxt.append(posixpath.join(p, part))
+        paths = nxt
+    return paths
+
+
+def _elf(walker: Walker, path: str) -> ElfInfo | None:
+    try:
+        info = read_elf(walker.reader(path))
+    except (ElfReadError, OSError):
+        return None
+    return info if info.has_dynamic else None
+
+
+def wheel_release(path: str, wheels: tuple[Dist, ...]) -> str | None:
+    """The release of a library file: the version in its name, else the nvidia-* wheel owning its directory."""
+    named = release_of(path)
+    if named is not None:
+        return named
+    m = re.search(r"/nvidia/([^/]+)/lib/[^/]+$", path)
+    if m is None:
+        return None
+    folder = m.group(1).replace("_", "-")
+    owners = [w for w in wheels if path.startswith(w.site + "/")
+              and re.sub(r"^nvidia-|-cu\d+$", "", w.name) in (folder, folder.replace("cuda-", ""))]
+    return owners[0].version if len(owners) == 1 else None
+
+
+@dataclass
+class FrameworkCheck:
+    install: Install
+    libraries: list[Loaded]
+    findings: list[Finding]
+    closures: list[tuple[str, Closure]]  # (requester, the closure of its CUDA names)
+
+
+def _framework_finding(f: Finding, install: Install, requester: str) -> Finding:
+    name = install.loading.framework
+    return replace(f, framework=name, message=f"{name} {install.dist.version} ({posixpath.basename(requester)}): "
+                   f"{f.message}")
+
+
+def _preloaded(ctx: ScanContext, install: Install, name: str) -> str | None:
+    for pattern in install.loading.preload:
+        for d in glob(ctx.walker, install.dist.site, pattern):
+            path = posixpath.join(d, name)
+            if ctx.walker.stat(path) is not None:
+                return path
+    return None
+
+
+def _skew(ctx: ScanContext, install: Install, closures: list[Closure], requester: str) -> list[Finding]:
+    loaded: dict[str, str] = {}
+    for closure in closures:
+        for o in closure.objects[1:]:
+            if o.realpath:
+                loaded.setdefault(o.name, o.realpath)
+    out = []
+    for family, member in FAMILIES:
+        versions: dict[str, list[str]] = {}
+        for name, real in sorted(loaded.items()):
+            release = wheel_release(real, install.wheels) if member.match(name) else None
+            if release is not None:
+                versions.setdefault(release, []).append(f"{name} -> {real}")
+        if len(versions) > 1:
+            listed = "; ".join(f"{v}: {', '.join(n)}" for v, n in sorted(versions.items()))
+            out.append(_framework_finding(SKEW.finding(
+                f"{family} libraries of different releases are loaded together ({listed}): expect "
+                "CUDNN_STATUS_SUBLIBRARY_VERSION_MISMATCH or 'undefined symbol ... version' errors",
+                paths=tuple(p.split(" -> ")[1] for n in versions.values() for p in n),
+                evidence=tuple(p for n in versions.values() for p in n),
+                fix="make one release reachable first for the whole family"), install, requester))
+    return out
+
+
+def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure, names: list[str], how: str,
+           preloaded: Mapping[str, str]) -> tuple[list[Loaded], list[Finding]]:
+    fctx = replace(ctx, closure=closure, targets=tuple(names), asked=frozenset())
+    libs, findings = [], []
+    k = cuda()
+    for name in names:
+        cands = tuple(c.realpath for c in ctx.index.candidates(name))
+        if name in preloaded:
+            path = preloaded[name]
+            res = Resolution(name, requester, SearchStep.DIRECT, path, ctx.facts.realpath(path), None)
+            libs.append(Loaded(name, posixpath.join(install.location, "__init__.py"), "preload", res, cands))
+            continue
+        bound = closure.first(name)
+        libs.append(Loaded(name, requester, how, bound, cands))
+        if bound is not None and not bound.found and not k.is_runtime_provided(name):
+            findings.append(_framework_finding(fctx.classify(name, bound), install, requester))
+    for f in shadowed.check(fctx) + transitive.check(fctx):
+        findings.append(_framework_finding(f, install, requester))
+    return libs, findings
+
+
+def check_install(ctx: ScanContext, install: Install, env: Mapping[str, str]) -> FrameworkCheck:
+    k = cuda()
+    walker, cache = ctx.walker, ctx.facts.cache
+    how = install.loading
+    row = release_row(how.framework, install.dist.version.split("+")[0])
+    result = FrameworkCheck(install, [], [], [])
+    seen: set[tuple[str, str]] = set()
+    requesters = [p for pattern in how.requesters for p in glob(walker, install.dist.site, pattern)]
+    for requester in requesters:
+        info = _elf(walker, requester)
+        if info is None:
+            continue
+        needed = [n for n in info.needed if k.is_cuda_family(n)]
+        dlopens = [n for n in (row.sonames if row and how.dlopen_from and requester.endswith(how.dlopen_from)
+                               else ()) if n not in needed]
+        names = [n for n in needed + dlopens if (requester, n) not in seen]
+        if not names:
+            continue
+        seen.update((requester, n) for n in names)
+        preloaded = {n: p for n in names if (p := _preloaded(ctx, install, n) or "")}
+        closure = ctx.facts.simulate_from(requester, info, tuple(names), env, cache)
+        result.closures.append((requester, closure))
+        for subset, kind in ((needed, "needed"), (dlopens, "dlopen")):
+            libs, found = _judge(ctx, install, requester, closure, [n for n in names if n in subset], kind,
+                                 preloaded)
+            result.libraries += libs
+            result.findings += found
+        result.findings += _cudnn_sublibs(ctx, install, closure, env, result)
+        result.findings += _skew(ctx, install, [c for _, c in result.closures], requester)
+    result.findings = list({(f.code, f.soname, f.message): f for f in result.findings}.values())
+    return result
+
+
+def _cudnn_sublibs(ctx: ScanContext, install: Install, closure: Closure, env: Mapping[str, str],
+                   result: FrameworkCheck) -> list[Finding]:
+    """cuDNN 8/9 dlopen their sub-libraries from libcudnn.so.N itself: resolve them from there."""
+    core = next((o for o in closure.objects[1:] if re.fullmatch(r"libcudnn\.so\.\d+", o.name)), None)
+    if core is None or any(req == core.realpath for req, _ in result.closures):
+        return []
+    major = int(core.name.rsplit(".", 1)[1])
+    subs = [s for s in cuda().cudnn_sublibs.get(major, ()) if s != core.name]
+    if not subs:
+        return []
+    sub_closure = ctx.facts.simulate_from(core.realpath, core.info, tuple(subs), env, ctx.facts.cache)
+    result.closures.append((core.realpath, sub_closure))
+    libs, found = _judge(ctx, install, core.realpath, sub_closure, subs, "dlopen", {})
+    result.libraries += libs
+    return found
+
+
+def entry(check: FrameworkCheck) -> dict[str, Any]:
+    """The contract's `frameworks[]` entry for an installed framework."""
+    inst = check.install
+    row = release_row(inst.loading.framework, inst.dist.version.split("+")[0])
+    built_for = inst.built_for_cuda or (row.cuda if row else None)
+    out: dict[str, Any] = {"framework": inst.loading.framework, "version": inst.dist.version, "source": "installed",
+                           "location": inst.location, "built_for_cuda": built_for,
+                           "libraries": [lib.to_json() for lib in check.libraries],
+                           "wheels": [{"name": w.name, "version": w.version} for w in inst.wheels]}
+    if row is None:
+        out["note"] = (f"ldfix's data does not know {inst.loading.framework} {inst.dist.version}: its needs were "
+                       "read from its binaries only")
+    if not check.libraries:
+        out["note"] = "no CUDA library is loaded by this install's own objects (a CPU build, or a partial install)"
+    return out
+
+
+def owned_sonames(index_candidates: Mapping[str, list[Any]], installs: list[Install]) -> frozenset[str]:
+    """Sonames every copy of which lies in a site-packages that holds a framework: each is checked from the
+    framework objects that load it, not from an empty program (which no Python process is)."""
+    sites = tuple(i.dist.site + "/" for i in installs)
+    if not sites:
+        return frozenset()
+    return frozenset(name for name, cands in index_candidates.items()
+                     if cands and all(c.realpath.startswith(sites) for c in cands))
+
+
+def check_all(ctx: ScanContext, installs: list[Install], env: Mapping[str, str]
+              ) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """The `frameworks` entries and the framework findings of one scan."""
+    checks = [check_install(ctx, i, env) for i in installs]
+    return [entry(c) for c in checks], [f for c in checks for f in c.findings]
