@@ -14,3 +14,13 @@ def _requirements(request: pytest.FixtureRequest) -> None:
         require_root()
     if request.node.get_closest_marker("docker"):
         require_docker()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`slow` and `frameworks_full` tests run only when `-m` asks for them."""
+    if config.getoption("-m"):
+        return
+    for item in items:
+        for name in ("slow", "frameworks_full"):
+            if item.get_closest_marker(name):
+                item.add_marker(pytest.mark.skip(reason=f"run with -m {name}"))

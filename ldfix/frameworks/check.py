@@ -25,7 +25,7 @@ from ldfix.diagnose.rules.version_skew import FAMILIES, release_of
 from ldfix.diagnose.rules.version_skew import RULE as SKEW
 from ldfix.frameworks.detect import Dist, Install
 from ldfix.image.pathwalk import Walker
-from ldfix.knowledge import cuda, release_row
+from ldfix.knowledge import cuda, release_row, wheel_for
 from ldfix.loader.elf import ElfInfo, ElfReadError, read_elf
 from ldfix.loader.search import Resolution, SearchStep
 from ldfix.loader.tree import Closure
@@ -152,7 +152,13 @@ def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure,
         bound = closure.first(name)
         libs.append(Loaded(name, requester, how, bound, cands))
         if bound is not None and not bound.found and not k.is_runtime_provided(name):
-            findings.append(_framework_finding(fctx.classify(name, bound), install, requester))
+            found = fctx.classify(name, bound)
+            wheel = wheel_for(name, install.built_for_cuda)
+            if found.code in ("LIB_ABSENT", "WRONG_MAJOR") and wheel:
+                found = replace(found, fix=f"pip install {wheel} (the wheel that ships {name} for CUDA "
+                                f"{install.built_for_cuda.split('.')[0] if install.built_for_cuda else ''}), or a "
+                                f"{install.loading.framework} release built for the CUDA the image has")
+            findings.append(_framework_finding(found, install, requester))
     for f in shadowed.check(fctx) + transitive.check(fctx):
         findings.append(_framework_finding(f, install, requester))
     return libs, findings

@@ -171,3 +171,18 @@ def release_row(framework: str, version: str) -> FrameworkNeeds | None:
         return framework_needs(f"{framework}=={version}")
     except ValueError:
         return None
+
+
+@lru_cache(maxsize=1)
+def _wheel_names() -> dict[str, dict[str, str]]:
+    text = resources.files("ldfix.knowledge").joinpath("loading.json").read_text(encoding="utf-8")
+    return dict(json.loads(text)["wheels"])
+
+
+def wheel_for(soname: str, cuda_version: str | None) -> str | None:
+    """The PyPI wheel that ships `soname` for that CUDA major (libcublasLt.so.12, 12.8 -> nvidia-cublas-cu12)."""
+    if not cuda_version:
+        return None
+    base = soname.split(".so", 1)[0]
+    base = "libcudnn" if base.startswith("libcudnn") else base
+    return _wheel_names().get(base, {}).get(cuda_version.split(".")[0])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from ldfix.diagnose.finding import Report
+from ldfix.report.frameworks import blocks, rows, title
 from ldfix.report.group import groups
 
 
@@ -25,6 +26,15 @@ def render(report: Report) -> str:
         via = lib.via.value if lib.via else None
         out.append(f"| `{lib.soname}` | {lib.status.value} | {_cell(lib.path)} | {_cell(via)} | {verified} |")
     out.append("")
+    for entry in blocks(report):
+        out += [f"### {title(entry)}", ""]
+        if entry.get("note"):
+            out += [entry["note"] + ".", ""]
+        listed = list(rows(entry))
+        if listed:
+            out += ["| library | how | status | resolves to | requester |", "|---|---|---|---|---|"]
+            out += [f"| `{a}` | {b} | {c} | {_cell(d)} | {_cell(e)} |" for a, b, c, d, e in listed]
+            out.append("")
     if report.findings:
         out += ["### Findings", ""]
         for g in groups(report):

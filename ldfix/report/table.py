@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ldfix.diagnose.finding import Report
+from ldfix.report.frameworks import blocks, rows, title
 from ldfix.report.group import groups
 
 STYLE = {"resolved": "green", "unresolved": "bold red", "runtime-provided": "cyan"}
@@ -28,6 +29,22 @@ def _findings(report: Report) -> list[RenderableType]:
     return parts
 
 
+def _frameworks(report: Report) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    for entry in blocks(report):
+        parts.append(Text(f"\n{title(entry)}", "bold"))
+        if entry.get("note"):
+            parts.append(Text(f"  {entry['note']}", "dim"))
+        table = Table(show_edge=False, header_style="bold")
+        for column in ("library", "how", "status", "resolves to", "requester"):
+            table.add_column(column)
+        for soname, how, status, where, requester in rows(entry):
+            table.add_row(soname, how, Text(status, STYLE.get(status, "")), where, requester)
+        if table.row_count:
+            parts.append(table)
+    return parts
+
+
 def renderable(report: Report) -> RenderableType:
     img = report.image
     head = Text.assemble(("ldfix ", "bold"), (img.ref, "bold"), f"  {img.platform}")
@@ -43,7 +60,7 @@ def renderable(report: Report) -> RenderableType:
         verified = {True: "agrees", False: "DISAGREES", None: "-"}[lib.verified]
         table.add_row(lib.soname, Text(lib.status.value, STYLE.get(lib.status.value, "")), lib.path or "-",
                       lib.via.value if lib.via else "-", verified)
-    parts: list[RenderableType] = [head, table, *_findings(report)]
+    parts: list[RenderableType] = [head, table, *_frameworks(report), *_findings(report)]
     if report.fix:
         state = {True: "verified with the image's loader", False: "NOT confirmed by the image's loader",
                  None: "checked with the model only"}[report.fix.verified]
