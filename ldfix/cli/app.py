@@ -21,10 +21,14 @@ from ldfix.report import Format, renderer
 def _plain_argument_help() -> None:
     """Show arguments as the README writes them (`IMAGE`, `DOCKERFILE...`), not typer's `{IMAGE}` in the usage
     line and `IMAGE <str>` in the list: typer offers no setting for either, so its two display methods are
-    replaced for arguments that have a metavar."""
+    replaced for arguments that have a metavar. Typer releases without those methods (before 0.2x) already
+    show the metavar, so there is nothing to replace."""
     from typer.core import TyperArgument
 
-    usage, rich_type = TyperArgument._usage_display_name, TyperArgument.display_type_rich
+    usage = getattr(TyperArgument, "_usage_display_name", None)
+    rich_type = getattr(TyperArgument, "display_type_rich", None)
+    if usage is None or rich_type is None:
+        return
 
     def usage_name(self: TyperArgument) -> str:
         return self.metavar if self.metavar is not None else usage(self)

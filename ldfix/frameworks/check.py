@@ -27,7 +27,7 @@ from ldfix.frameworks.detect import Dist, Install
 from ldfix.image.pathwalk import Walker
 from ldfix.knowledge import cuda, release_row, wheel_for
 from ldfix.loader.elf import ElfInfo, ElfReadError, read_elf
-from ldfix.loader.search import Resolution, SearchStep
+from ldfix.loader.search import LoadedObject, Resolution, SearchStep
 from ldfix.loader.tree import Closure
 
 
@@ -138,30 +138,57 @@ def _skew(ctx: ScanContext, install: Install, closures: list[Closure], requester
 
 
 def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure, names: list[str], how: str,
-           preloaded: Mapping[str, str]) -> tuple[list[Loaded], list[Finding]]:
+           preloaded: Mapping[str, str], deps: bool = True) -> tuple[list[Loaded], list[Finding]]:
+    """The libraries `names` of one closure, and the findings on them; with `deps`, also what they need in
+    turn and the closure-wide rules (SHADOWED, TRANSITIVE)."""
     fctx = replace(ctx, closure=closure, targets=tuple(names), asked=frozenset())
     libs, findings = [], []
     k = cuda()
     for name in names:
         cands = tuple(c.realpath for c in ctx.index.candidates(name))
         if name in preloaded:
-            path = preloaded[name]
-            res = Resolution(name, requester, SearchStep.DIRECT, path, ctx.facts.realpath(path), None)
+            res = closure.first(preloaded[name]) or Resolution(name, requester, SearchStep.DIRECT, preloaded[name],
+                                                                ctx.facts.realpath(preloaded[name]), None)
             libs.append(Loaded(name, posixpath.join(install.location, "__init__.py"), "preload", res, cands))
             continue
         bound = closure.first(name)
         libs.append(Loaded(name, requester, how, bound, cands))
         if bound is not None and not bound.found and not k.is_runtime_provided(name):
             found = fctx.classify(name, bound)
-            wheel = wheel_for(name, install.built_for_cuda)
+            major = _cuda_major(install, requester)
+            wheel = wheel_for(name, major)
             if found.code in ("LIB_ABSENT", "WRONG_MAJOR") and wheel:
-                found = replace(found, fix=f"pip install {wheel} (the wheel that ships {name} for CUDA "
-                                f"{install.built_for_cuda.split('.')[0] if install.built_for_cuda else ''}), or a "
-                                f"{install.loading.framework} release built for the CUDA the image has")
+                found = replace(found, fix=f"pip install {wheel} (the wheel that ships {name} for CUDA {major}), or "
+                                f"a {install.loading.framework} release built for the CUDA the image has")
             findings.append(_framework_finding(found, install, requester))
+    if not deps:
+        return libs, findings
+    listed = set(names)
+    for res in closure.resolutions:  # what the requester's CUDA libraries need in turn (cuBLAS -> cuBLASLt)
+        if res.requester != closure.main.path and res.step is not SearchStep.LOADED and k.is_cuda_family(res.name) \
+                and res.name not in listed:
+            listed.add(res.name)
+            libs.append(Loaded(res.name, res.requester or requester, "needed", res,
+                               tuple(c.realpath for c in ctx.index.candidates(res.name))))
     for f in shadowed.check(fctx) + transitive.check(fctx):
         findings.append(_framework_finding(f, install, requester))
     return libs, findings
+
+
+def _dlopens(install: Install, requester: str, row_sonames: tuple[str, ...]) -> list[str]:
+    """The names the framework dlopens from this requester: its release row's, and the loading data's for the
+    CUDA major of the requester (xla_cuda13 -> 13) or of the build."""
+    how = install.loading
+    rel = requester[len(install.dist.site) + 1:]
+    if not how.dlopen_from or not fnmatch.fnmatchcase(rel, how.dlopen_from):
+        return []
+    return [*row_sonames, *(how.dlopen_names or {}).get(_cuda_major(install, requester) or "", ())]
+
+
+def _cuda_major(install: Install, requester: str) -> str | None:
+    """The CUDA major a requester was built for: its package directory says (xla_cuda13), else the build."""
+    m = re.search(r"cuda(\d+)", requester[len(install.dist.site):])
+    return m.group(1) if m else (install.built_for_cuda.split(".")[0] if install.built_for_cuda else None)
 
 
 def check_install(ctx: ScanContext, install: Install, env: Mapping[str, str]) -> FrameworkCheck:
@@ -172,38 +199,67 @@ def check_install(ctx: ScanContext, install: Install, env: Mapping[str, str]) ->
     result = FrameworkCheck(install, [], [], [])
     seen: set[tuple[str, str]] = set()
     requesters = [p for pattern in how.requesters for p in glob(walker, install.dist.site, pattern)]
+    listed = [posixpath.join(install.dist.site, f) for f in how.preload_files]
+    preload_files = [p for p in listed if walker.stat(p) is not None]  # what its Python code loads first
     for requester in requesters:
         info = _elf(walker, requester)
         if info is None:
             continue
         needed = [n for n in info.needed if k.is_cuda_family(n)]
-        dlopens = [n for n in (row.sonames if row and how.dlopen_from and requester.endswith(how.dlopen_from)
-                               else ()) if n not in needed]
+        dlopens = [n for n in dict.fromkeys(_dlopens(install, requester, row.sonames if row else ()))
+                   if n not in needed]
         names = [n for n in needed + dlopens if (requester, n) not in seen]
         if not names:
             continue
         seen.update((requester, n) for n in names)
-        preloaded = {n: p for n in names if (p := _preloaded(ctx, install, n) or "")}
-        closure = ctx.facts.simulate_from(requester, info, tuple(names), env, cache)
+        preloaded = {posixpath.basename(p): p for p in preload_files}
+        preloaded.update({n: p for n in names if n not in preloaded and (p := _preloaded(ctx, install, n) or "")})
+        preloaded = {n: p for n, p in preloaded.items() if n in names}
+        # loaded by absolute path first (loaded objects then answer their sonames), as the Python code does
+        first = tuple(dict.fromkeys([*preload_files, *preloaded.values()]))
+        closure = ctx.facts.simulate_from(requester, info, (*first, *names), env, cache)
         result.closures.append((requester, closure))
         for subset, kind in ((needed, "needed"), (dlopens, "dlopen")):
             libs, found = _judge(ctx, install, requester, closure, [n for n in names if n in subset], kind,
-                                 preloaded)
+                                 preloaded, deps=kind == "needed" or not needed)
             result.libraries += libs
             result.findings += found
         result.findings += _cudnn_sublibs(ctx, install, closure, env, result)
+        result.libraries += _nvrtc_builtins(ctx, closure)
         result.findings += _skew(ctx, install, [c for _, c in result.closures], requester)
     result.findings = list({(f.code, f.soname, f.message): f for f in result.findings}.values())
     return result
 
 
+def _soname(o: LoadedObject) -> str:
+    """The name an object answers to: its SONAME, else the file name it was loaded under."""
+    return o.info.soname or posixpath.basename(o.name)
+
+
+def _nvrtc_builtins(ctx: ScanContext, closure: Closure) -> list[Loaded]:
+    """NVRTC dlopens libnvrtc-builtins.so.MAJOR.MINOR from its own directory when it compiles."""
+    out = []
+    for o in closure.objects[1:]:
+        m = re.fullmatch(r"libnvrtc\.so\.(\d+)", _soname(o))
+        if m is None or not o.realpath:
+            continue
+        d = posixpath.dirname(o.realpath)
+        for name in sorted(ctx.walker.listdir(d)):
+            if fnmatch.fnmatchcase(name, f"libnvrtc-builtins.so.{m.group(1)}*"):
+                path = posixpath.join(d, name)
+                res = Resolution(name, o.realpath, SearchStep.DIRECT, path, ctx.facts.realpath(path), None)
+                out.append(Loaded(name, o.realpath, "dlopen", res, ()))
+                break
+    return out
+
+
 def _cudnn_sublibs(ctx: ScanContext, install: Install, closure: Closure, env: Mapping[str, str],
                    result: FrameworkCheck) -> list[Finding]:
     """cuDNN 8/9 dlopen their sub-libraries from libcudnn.so.N itself: resolve them from there."""
-    core = next((o for o in closure.objects[1:] if re.fullmatch(r"libcudnn\.so\.\d+", o.name)), None)
+    core = next((o for o in closure.objects[1:] if re.fullmatch(r"libcudnn\.so\.\d+", _soname(o))), None)
     if core is None or any(req == core.realpath for req, _ in result.closures):
         return []
-    major = int(core.name.rsplit(".", 1)[1])
+    major = int(_soname(core).rsplit(".", 1)[1])
     subs = [s for s in cuda().cudnn_sublibs.get(major, ()) if s != core.name]
     if not subs:
         return []

@@ -148,6 +148,8 @@ class Loading:
     version_file: str | None
     cuda_pattern: str | None
     preload: tuple[str, ...]  # site-packages globs of directories its Python code loads libraries from
+    preload_files: tuple[str, ...] = ()  # files (site-relative) its Python code loads by absolute path, in order
+    dlopen_names: dict[str, tuple[str, ...]] | None = None  # CUDA major -> names dlopen_from dlopens
 
 
 @lru_cache(maxsize=1)
@@ -160,8 +162,10 @@ def loading() -> tuple[Loading, ...]:
             raise ValueError(f"knowledge/loading.json: {name} needs packages and requesters")
         if row["cuda_pattern"]:
             re.compile(row["cuda_pattern"])
+        by_cuda = {str(k): tuple(v) for k, v in (row.get("dlopen_names_by_cuda") or {}).items()}
         out.append(Loading(name, tuple(row["packages"]), row["package_dir"], tuple(row["requesters"]),
-                           row["dlopen_from"], row["version_file"], row["cuda_pattern"], tuple(row["preload"])))
+                           row["dlopen_from"], row["version_file"], row["cuda_pattern"], tuple(row["preload"]),
+                           tuple(row.get("preload_files") or ()), by_cuda or None))
     return tuple(out)
 
 

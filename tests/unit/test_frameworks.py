@@ -138,18 +138,29 @@ def test_a_framework_dlopen_from_an_object_whose_runpath_lacks_the_wheel_is_the_
     assert lib["how"] == "dlopen" and lib["status"] == "unresolved"
 
 
-def test_jax_preloads_the_wheel_libraries_by_absolute_path() -> None:
+JAX12 = {"cuda_runtime": ["libcudart.so.12"], "cuda_nvrtc": ["libnvrtc.so.12"],
+         "cublas": ["libcublas.so.12", "libcublasLt.so.12"], "nccl": ["libnccl.so.2"], "cuda_cupti": ["libcupti.so.12"],
+         "cusparse": ["libcusparse.so.12"], "cusolver": ["libcusolver.so.11"], "cufft": ["libcufft.so.11"]}
+
+
+def test_jax_preloads_the_wheel_libraries_by_absolute_path_then_its_plugin_dlopens_them() -> None:
+    """jax_plugins/cuda/__init__.py loads nvidia/<pkg>/lib/<lib> by path; xla_cuda_plugin.so (no CUDA
+    DT_NEEDED, DT_RPATH into the wheels) then dlopens them by soname."""
     plugin = f"{SITE}/jax_plugins/xla_cuda12"
     files = {**meta("jax-cuda12-plugin", "0.10.2"), **meta("jax", "0.10.2"),
-             f"{plugin}/xla_cuda_plugin.so": so("xla_cuda_plugin.so", ("libcudart.so.12", "libcudnn.so.9")),
-             f"{SITE}/nvidia/cuda_runtime/lib/libcudart.so.12": so("libcudart.so.12"), **cudnn_wheel()}
+             f"{plugin}/xla_cuda_plugin.so": so("xla_cuda_plugin.so", ("libc.so.6",),
+                                                rpath="$ORIGIN/../../nvidia/cudnn/lib:$ORIGIN/../../nvidia/nccl/lib"),
+             **cudnn_wheel()}
+    files.update({f"{SITE}/nvidia/{pkg}/lib/{lib}": so(lib) for pkg, libs in JAX12.items() for lib in libs})
     report = scan(image(files))
-    assert not fw_findings(report, "PATH_MISSING")
+    assert not [f for f in fw_findings(report) if f.severity.value == "error"], fw_findings(report)
     libs = {lib["soname"]: lib for lib in report.frameworks[0]["libraries"]}
-    assert libs["libcudart.so.12"]["how"] == "preload" and libs["libcudart.so.12"]["status"] == "resolved"
+    cudart = libs["libcudart.so.12"]
+    assert cudart["how"] == "preload" and cudart["realpath"] == f"{SITE}/nvidia/cuda_runtime/lib/libcudart.so.12"
+    assert libs["libcudnn_graph.so.9"]["requester"] == f"{SITE}/nvidia/cudnn/lib/libcudnn.so.9"
     missing = scan(image({k: v for k, v in files.items() if "cudnn" not in k}))  # jax[cuda12] without cuDNN
-    assert {f.soname for f in fw_findings(missing)} == {"libcudnn.so.9"}
-    assert fw_findings(missing)[0].code == "LIB_ABSENT"
+    assert {f.soname for f in fw_findings(missing) if f.severity.value == "error"} == {"libcudnn.so.9"}
+    assert fw_findings(missing)[0].code == "LIB_ABSENT" and "nvidia-cudnn-cu12" in (fw_findings(missing)[0].fix or "")
 
 
 def test_detection_reports_broken_metadata_and_each_python_once() -> None:
