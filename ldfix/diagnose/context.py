@@ -7,7 +7,8 @@ from __future__ import annotations
 import functools
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ldfix.diagnose.finding import Finding
 from ldfix.diagnose.index import LibraryIndex, build_index
@@ -34,6 +35,7 @@ class ImageFacts:
     index: LibraryIndex
     oracle: Oracle | None
     notes: list[str]
+    opened: dict[str, Any] = field(default_factory=dict)  # path -> what opening it gives (Searcher memo)
 
     @functools.cached_property
     def would_be(self) -> LdCache:
@@ -43,7 +45,7 @@ class ImageFacts:
     def simulate(self, targets: list[str] | tuple[str, ...], env: Mapping[str, str],
                  cache: LdCache | None) -> Closure:
         """The model's load of a probe that needs `targets`, with `env` and `cache`."""
-        searcher = Searcher(self.walker, self.platform, env, self.view.config.working_dir, cache)
+        searcher = Searcher(self.walker, self.platform, env, self.view.config.working_dir, cache, self.opened)
         info = ElfInfo(self.platform.elf_class, True, self.platform.machine, 3, needed=tuple(targets),
                        has_dynamic=True)
         return load(searcher, PROBE, info)
@@ -53,7 +55,7 @@ class ImageFacts:
         """The model's load of `names` as `requester` asks for them: a probe in the requester's directory
         with its DT_RPATH / DT_RUNPATH (so $ORIGIN is the requester's), needing `names`. This is how both a
         DT_NEEDED entry and a dlopen() from the requester search."""
-        searcher = Searcher(self.walker, self.platform, env, self.view.config.working_dir, cache)
+        searcher = Searcher(self.walker, self.platform, env, self.view.config.working_dir, cache, self.opened)
         probe = ElfInfo(info.elf_class, info.little_endian, info.machine, 3, needed=names, rpath=info.rpath,
                         runpath=info.runpath, has_dynamic=True)
         return load(searcher, posixpath.join(posixpath.dirname(requester), ".ldfix-probe.so"), probe)

@@ -138,9 +138,12 @@ def _skew(ctx: ScanContext, install: Install, closures: list[Closure], requester
 
 
 def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure, names: list[str], how: str,
-           preloaded: Mapping[str, str], deps: bool = True) -> tuple[list[Loaded], list[Finding]]:
+           preloaded: Mapping[str, str], deps: bool = True, own: Closure | None = None
+           ) -> tuple[list[Loaded], list[Finding]]:
     """The libraries `names` of one closure, and the findings on them; with `deps`, also what they need in
-    turn and the closure-wide rules (SHADOWED, TRANSITIVE)."""
+    turn and the closure-wide rules (SHADOWED, TRANSITIVE). `own`: the requester's closure without the
+    framework's preloading; a preloaded library is reported as the requester's own lookup when that lands
+    on the same file, and as `preload` only where the preloading decides."""
     fctx = replace(ctx, closure=closure, targets=tuple(names), asked=frozenset())
     libs, findings = [], []
     k = cuda()
@@ -149,7 +152,11 @@ def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure,
         if name in preloaded:
             res = closure.first(preloaded[name]) or Resolution(name, requester, SearchStep.DIRECT, preloaded[name],
                                                                 ctx.facts.realpath(preloaded[name]), None)
-            libs.append(Loaded(name, posixpath.join(install.location, "__init__.py"), "preload", res, cands))
+            mine = own.first(name) if own is not None else None
+            if mine is not None and mine.found and mine.realpath == res.realpath:
+                libs.append(Loaded(name, requester, how, mine, cands))
+            else:
+                libs.append(Loaded(name, posixpath.join(install.location, "__init__.py"), "preload", res, cands))
             continue
         bound = closure.first(name)
         libs.append(Loaded(name, requester, how, bound, cands))
@@ -173,6 +180,30 @@ def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure,
     for f in shadowed.check(fctx) + transitive.check(fctx):
         findings.append(_framework_finding(f, install, requester))
     return libs, findings
+
+
+def _preload_paths(walker: Walker, install: Install) -> list[str]:
+    """The files the framework's Python code loads by absolute path, in its order: for each pattern
+    (`nvidia/{cublas|cu{cuda}}/lib/libcublasLt.so.*[0-9]`), the first file of its first alternative that
+    has one."""
+    major = install.built_for_cuda.split(".")[0] if install.built_for_cuda else None
+    out: list[str] = []
+    for pattern in install.loading.preload_files:
+        m = re.search(r"\{([^{}]*(?:\{cuda\}[^{}]*)*)\}", pattern.replace("{cuda}", "\0"))
+        alternatives = [pattern]
+        if m is not None:
+            options = [o.replace("\0", "{cuda}") for o in m.group(1).split("|")]
+            alternatives = [pattern.replace("{" + "|".join(options) + "}", o, 1) for o in options]
+        for alt in alternatives:
+            if "{cuda}" in alt:
+                if major is None:
+                    continue
+                alt = alt.replace("{cuda}", major)
+            found = glob(walker, install.dist.site, alt)
+            if found:
+                out.append(found[0])
+                break
+    return list(dict.fromkeys(out))
 
 
 def _dlopens(install: Install, requester: str, row_sonames: tuple[str, ...]) -> list[str]:
@@ -199,8 +230,7 @@ def check_install(ctx: ScanContext, install: Install, env: Mapping[str, str]) ->
     result = FrameworkCheck(install, [], [], [])
     seen: set[tuple[str, str]] = set()
     requesters = [p for pattern in how.requesters for p in glob(walker, install.dist.site, pattern)]
-    listed = [posixpath.join(install.dist.site, f) for f in how.preload_files]
-    preload_files = [p for p in listed if walker.stat(p) is not None]  # what its Python code loads first
+    preload_files = _preload_paths(walker, install)  # what its Python code loads first
     for requester in requesters:
         info = _elf(walker, requester)
         if info is None:
@@ -218,16 +248,18 @@ def check_install(ctx: ScanContext, install: Install, env: Mapping[str, str]) ->
         # loaded by absolute path first (loaded objects then answer their sonames), as the Python code does
         first = tuple(dict.fromkeys([*preload_files, *preloaded.values()]))
         closure = ctx.facts.simulate_from(requester, info, (*first, *names), env, cache)
+        own = ctx.facts.simulate_from(requester, info, tuple(names), env, cache) if first else closure
         result.closures.append((requester, closure))
         for subset, kind in ((needed, "needed"), (dlopens, "dlopen")):
             libs, found = _judge(ctx, install, requester, closure, [n for n in names if n in subset], kind,
-                                 preloaded, deps=kind == "needed" or not needed)
+                                 preloaded, deps=kind == "needed" or not needed, own=own)
             result.libraries += libs
             result.findings += found
         result.findings += _cudnn_sublibs(ctx, install, closure, env, result)
         result.libraries += _nvrtc_builtins(ctx, closure)
         result.findings += _skew(ctx, install, [c for _, c in result.closures], requester)
     result.findings = list({(f.code, f.soname, f.message): f for f in result.findings}.values())
+    result.libraries = list({(lib.soname, lib.requester, lib.how): lib for lib in result.libraries}.values())
     return result
 
 

@@ -92,8 +92,11 @@ class Searcher:
     """Resolution of bare names over an image, for one process environment."""
 
     def __init__(self, walker: Walker, platform: LoaderPlatform, env: Mapping[str, str], cwd: str,
-                 cache: LdCache | None) -> None:
+                 cache: LdCache | None, memo: dict[str, tuple[Outcome, str | None, str | None, ElfInfo | None]]
+                 | None = None) -> None:
         self.walker = walker
+        # what opening a path gives depends on the files alone: Searchers of one image may share it
+        self._opened = memo if memo is not None else {}
         self.platform = platform
         self.cwd = cwd or "/"
         self.cache = cache
@@ -115,6 +118,12 @@ class Searcher:
     def probe_path(self, opened: str) -> tuple[Outcome, str | None, str | None, ElfInfo | None]:
         """(outcome, realpath, error, info) of opening one path as the loader would."""
         abspath = absolute(opened, self.cwd)
+        known = self._opened.get(abspath)
+        if known is None:
+            known = self._opened[abspath] = self._open(abspath)
+        return known
+
+    def _open(self, abspath: str) -> tuple[Outcome, str | None, str | None, ElfInfo | None]:
         found = self.walker.stat(abspath)
         if found is None:
             return Outcome.MISSING, None, None, None
