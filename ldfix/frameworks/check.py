@@ -171,6 +171,13 @@ def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure,
     if not deps:
         return libs, findings
     listed = set(names)
+    for path in (n for n in closure.main.info.needed if "/" in n):  # the framework's own preloads
+        name = posixpath.basename(path)
+        pre = closure.first(path)
+        if name not in listed and pre is not None and k.is_cuda_family(name):
+            listed.add(name)
+            libs.append(Loaded(name, posixpath.join(install.location, "__init__.py"), "preload", pre,
+                               tuple(c.realpath for c in ctx.index.candidates(name))))
     for res in closure.resolutions:  # what the requester's CUDA libraries need in turn (cuBLAS -> cuBLASLt)
         if res.requester != closure.main.path and res.step is not SearchStep.LOADED and k.is_cuda_family(res.name) \
                 and res.name not in listed:
