@@ -20,24 +20,22 @@ from ldfix.report import Format, renderer
 
 def _plain_argument_help() -> None:
     """Show arguments as the README writes them (`IMAGE`, `DOCKERFILE...`), not typer's `{IMAGE}` in the usage
-    line and `IMAGE <str>` in the list: typer offers no setting for either, so its two display methods are
-    replaced for arguments that have a metavar. Typer releases without those methods (before 0.2x) already
-    show the metavar, so there is nothing to replace."""
+    line and `IMAGE <str>` in the list: typer offers no setting for either, so its display methods are
+    replaced for arguments that have a metavar (where the release has them)."""
     from typer.core import TyperArgument
 
-    usage = getattr(TyperArgument, "_usage_display_name", None)
+    usage = getattr(TyperArgument, "get_usage_pieces", None)
     rich_type = getattr(TyperArgument, "display_type_rich", None)
-    if usage is None or rich_type is None:
-        return
+    if usage is not None:
+        def usage_pieces(self: TyperArgument, ctx: Any) -> list[str]:
+            return [self.metavar] if self.metavar is not None else usage(self, ctx)
 
-    def usage_name(self: TyperArgument) -> str:
-        return self.metavar if self.metavar is not None else usage(self)
+        TyperArgument.get_usage_pieces = usage_pieces  # type: ignore[method-assign,unused-ignore]
+    if rich_type is not None:
+        def type_name(self: TyperArgument, ctx: Any) -> str | None:
+            return None if self.metavar is not None else rich_type(self, ctx)
 
-    def type_name(self: TyperArgument, ctx: Any) -> str | None:
-        return None if self.metavar is not None else rich_type(self, ctx)
-
-    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
-    TyperArgument.display_type_rich = type_name  # type: ignore[method-assign,assignment]
+        setattr(TyperArgument, "display_type_rich", type_name)  # noqa: B010 (absent from some typer releases)
 
 
 _plain_argument_help()

@@ -108,6 +108,19 @@ class MergedTree:
         if node.kind is Kind.DIR:
             self.children.setdefault(path, set())
 
+    def put_child(self, parent: str, name: str, path: str, node: Node) -> None:
+        """`put` for a walk that already made `parent` a directory of this tree (no parent checks)."""
+        old = self.nodes.get(path)
+        if old is not None:
+            if node.kind is Kind.DIR and old.kind is Kind.DIR:
+                self.nodes[path] = node
+                return
+            self.remove(path)
+        self.nodes[path] = node
+        self.children[parent].add(name)
+        if node.kind is Kind.DIR:
+            self.children.setdefault(path, set())
+
     def hard_link(self, path: str, target: str, layer: int) -> None:
         """A tar hard link: the same bytes as `target`, which an earlier member of the layer (or a lower
         layer) put there. A link to nothing is dropped, as Docker's extraction would fail on it."""
@@ -151,7 +164,11 @@ class MergedTree:
     # -- ImageFS -------------------------------------------------------------------------------------
     def lstat(self, path: str) -> Stat | None:
         n = self.nodes.get(path)
-        return Stat(n.kind, n.size, n.mode) if n is not None else None
+        if n is None:
+            return None
+        if n.size < 0:
+            _measure(n)
+        return Stat(n.kind, n.size, n.mode)
 
     def readlink(self, path: str) -> str:
         n = self.nodes.get(path)
@@ -169,6 +186,8 @@ class MergedTree:
         n = self.nodes.get(path)
         if n is None or n.kind is not Kind.FILE:
             raise OSError(f"{path}: not a regular file")
+        if n.size < 0:
+            _measure(n)
         size = max(0, min(size, n.size - offset))
         if size == 0:
             return b""
@@ -176,6 +195,15 @@ class MergedTree:
 
 
 # -- overlay2 layer directories -----------------------------------------------------------------------
+
+def _measure(n: Node) -> None:
+    """A host file's size and mode, read when first asked for: most of an image's files never are."""
+    try:
+        st = os.lstat(str(n.loc))
+        n.size, n.mode = st.st_size, statmod.S_IMODE(st.st_mode)
+    except OSError:
+        n.size = 0
+
 
 def _is_opaque(host_dir: str) -> bool:
     for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
@@ -199,27 +227,27 @@ def add_host_layer(tree: MergedTree, root: str) -> None:
             continue
         if path != "/" and _is_opaque(host):
             tree.make_opaque(path, layer)
+        prefix = "/" if path == "/" else path + "/"
+        put = tree.put_child
         for e in entries:
-            full = _join(path, e.name)
-            try:
-                st = e.stat(follow_symlinks=False)
+            name = e.name
+            full = prefix + name
+            try:  # the kind comes from the directory entry itself; only odd files need an lstat
+                if e.is_symlink():
+                    put(path, name, full, Node(Kind.LINK, 0, 0o777, layer, None, os.readlink(e.path)))
+                elif e.is_dir(follow_symlinks=False):
+                    put(path, name, full, Node(Kind.DIR, 0, 0o755, layer))
+                    stack.append((full, e.path))
+                elif e.is_file(follow_symlinks=False):
+                    put(path, name, full, Node(Kind.FILE, -1, 0o644, layer, e.path))  # size read when needed
+                else:
+                    st = e.stat(follow_symlinks=False)
+                    if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                        tree.remove(full)  # an overlay2 whiteout
+                    else:
+                        put(path, name, full, Node(stat_of(st).kind, 0, statmod.S_IMODE(st.st_mode), layer))
             except OSError:
                 continue
-            if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                tree.remove(full)
-                continue
-            s = stat_of(st)
-            if s.kind is Kind.LINK:
-                try:
-                    target = os.readlink(e.path)
-                except OSError:
-                    continue
-                tree.put(full, Node(Kind.LINK, 0, s.mode, layer, None, target))
-            elif s.kind is Kind.DIR:
-                tree.put(full, Node(Kind.DIR, 0, s.mode, layer))
-                stack.append((full, e.path))
-            else:
-                tree.put(full, Node(s.kind, s.size, s.mode, layer, e.path))
 
 
 def merge_host_layers(top_first: list[str]) -> MergedTree:

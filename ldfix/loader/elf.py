@@ -1,4 +1,5 @@
-"""ELF facts the loader cares about, read through pyelftools' structure decoders.
+"""ELF facts the loader cares about: the fixed-size records of the ELF format (as pyelftools describes them)
+decoded with struct, machines named from pyelftools' tables.
 
 Only the ELF header, the program headers, the dynamic segment and the strings it names are read, so a
 1 GB library costs the same as a 1 MB one. This is the only module that imports pyelftools.
@@ -11,14 +12,11 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE
-from elftools.elf.structs import ELFStructs
+from elftools.elf.enums import ENUM_E_MACHINE
 
 EM_386 = 3
 EM_X86_64 = 62
@@ -34,7 +32,6 @@ ELFOSABI_GNU = 3
 LIBC_ABI_MAX = 6  # glibc's abi-tags: versions accepted with ELFOSABI_GNU are 0..LIBC_ABI_MAX-1
 
 _MACHINES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
-_TYPES = {k: v for k, v in ENUM_E_TYPE.items() if isinstance(v, int)}
 
 MAX_STRING = 64 * 1024
 MAX_PHNUM = 4096
@@ -85,18 +82,6 @@ class ElfReadError(Exception):
 
 
 Reader = Callable[[int, int], bytes]
-
-
-@lru_cache(maxsize=8)
-def _structs(little: bool, elfclass: int) -> Any:
-    s = ELFStructs(little_endian=little, elfclass=elfclass)
-    s.create_basic_structs()
-    s.create_advanced_structs(e_type="ET_DYN", e_machine="EM_X86_64", e_ident_osabi="ELFOSABI_SYSV")
-    return s
-
-
-def _int(value: Any, table: Mapping[str, int]) -> int:
-    return value if isinstance(value, int) else table.get(value, -1)
 
 
 @dataclass(frozen=True)
@@ -170,22 +155,21 @@ def segments(read: Reader, head: bytes | None = None) -> Segments:
         raise ElfReadError("invalid ELF header" if len(head) >= 52 else "file too short")
     cls = 32 if head[4] == 1 else 64
     little = head[5] == 1
-    s = _structs(little, cls)
-    try:
-        ehdr = s.Elf_Ehdr.parse(head)
-    except Exception as err:  # construct raises a zoo of exception types on short or odd input
-        raise ElfReadError("file too short") from err
-    if _int(ehdr["e_version"], {"EV_CURRENT": 1}) != 1:
+    endian = "<" if little else ">"
+    # the header's fixed layout (Elf64_Ehdr / Elf32_Ehdr after e_ident), unpacked in one call
+    fmt = endian + ("HHIQQQIHHHHHH" if cls == 64 else "HHIIIIIHHHHHH")
+    if len(head) < 16 + struct.calcsize(fmt):
+        raise ElfReadError("file too short")
+    (etype, machine, version, _entry, phoff, _shoff, _flags, _ehsize, e_phentsize, phnum, *_rest) = \
+        struct.unpack_from(fmt, head, 16)
+    if version != 1:
         raise ElfReadError("ELF file version does not match current one")
-    machine = _int(ehdr["e_machine"], ENUM_E_MACHINE)
-    etype = _int(ehdr["e_type"], _TYPES)
-    phentsize = s.Elf_Phdr.sizeof()
-    phnum = ehdr["e_phnum"]
-    if ehdr["e_phentsize"] != phentsize:
+    phentsize = 56 if cls == 64 else 32
+    if e_phentsize != phentsize:
         raise ElfReadError("ELF file's phentsize not the expected size")
     if phnum > MAX_PHNUM:
         raise ElfReadError("too many program headers")
-    raw = read(ehdr["e_phoff"], phnum * phentsize)
+    raw = read(phoff, phnum * phentsize)
     if len(raw) < phnum * phentsize:
         raise ElfReadError("cannot read file data")
     loads: list[tuple[int, int, int, int]] = []
@@ -193,7 +177,6 @@ def segments(read: Reader, head: bytes | None = None) -> Segments:
     interp_at: tuple[int, int] | None = None
     # the tables are arrays of the fixed-size records pyelftools describes (sizes checked above); decoding them
     # in bulk with struct is what keeps a scan of thousands of files fast
-    endian = "<" if little else ">"
     for rec in struct.iter_unpack(endian + ("IIQQQQQQ" if cls == 64 else "IIIIIIII"), raw[:phnum * phentsize]):
         ptype = rec[0]
         if cls == 64:
@@ -216,7 +199,6 @@ def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
     seg = segments(read, head)
     cls, little, machine, etype, dynamic, interp_at = (seg.cls, seg.little, seg.machine, seg.elf_type,
                                                        seg.dynamic, seg.interp)
-    s = _structs(little, cls)
     endian = "<" if little else ">"
     loads = [(vaddr, offset, filesz) for vaddr, offset, filesz, _ in seg.loads]
     interp = None
@@ -224,7 +206,7 @@ def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
         interp = read(interp_at[0], min(interp_at[1], 4096)).split(b"\0", 1)[0].decode("utf-8", "replace")
     if dynamic is None:
         return ElfInfo(cls, little, machine, etype, interp=interp)
-    dynsize = s.Elf_Dyn.sizeof()
+    dynsize = 16 if cls == 64 else 8  # Elf64_Dyn / Elf32_Dyn
     count = min(dynamic[1] // dynsize, MAX_DYN)
     rawdyn = read(dynamic[0], count * dynsize)
     tags: list[tuple[int, int]] = []
