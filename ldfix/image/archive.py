@@ -16,8 +16,9 @@ from typing import IO, Any
 from ldfix.errors import ImageAccessError
 from ldfix.image import tarstream
 from ldfix.image.base import ImageView, config_from
+from ldfix.image.decode import GZIP, ZSTD, Decoder, LayerStreamError
 from ldfix.image.layers import MergedTree, add_tar_layer
-from ldfix.image.stream import GZIP, ZSTD, Decoder, KeepPolicy, LayerStreamError, ScanAll, add_stream_layer
+from ldfix.image.stream import KeepPolicy, ScanAll, add_stream_layer
 
 
 class _Window:

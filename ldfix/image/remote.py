@@ -22,10 +22,12 @@ from typing import IO, Any
 from ldfix.errors import ImageAccessError
 from ldfix.image import tarstream
 from ldfix.image.base import ImageView, config_from
-from ldfix.image.layers import MergedTree, apply_member, member_path
+from ldfix.image.blobcache import BlobCache
+from ldfix.image.decode import Decoder, LayerStreamError
+from ldfix.image.layers import MergedTree
 from ldfix.image.refs import Platform
 from ldfix.image.registry import STALL_TIMEOUT, Client, RemoteName
-from ldfix.image.stream import Decoder, KeepPolicy, KeptRanges, LayerStreamError, Sparse, add_stream_layer
+from ldfix.image.stream import KeepPolicy, Sparse, add_stream_layer
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
@@ -191,80 +193,9 @@ class _Blob:
             self.progress({"id": self.short, "status": "Download complete"})
 
 
-# -- the cache ------------------------------------------------------------------------------------------
-
-class _Cache:
-    def __init__(self, root: str, version: str) -> None:
-        self.blobs = os.path.join(root, "blobs", "sha256")
-        self.reads = os.path.join(root, "reads", version)
-        try:
-            os.makedirs(self.blobs, exist_ok=True)
-            os.makedirs(self.reads, exist_ok=True)
-        except OSError as err:
-            raise ImageAccessError(f"cannot use --cache {root}: {err.strerror or err}",
-                                   "give a writable directory") from None
-
-    def blob(self, digest: str) -> str:
-        return os.path.join(self.blobs, digest.split(":")[-1])
-
-    def read_paths(self, digest: str) -> tuple[str, str]:
-        base = os.path.join(self.reads, digest.split(":")[-1])
-        return base + ".json", base + ".bin"
-
-    def replay(self, tree: MergedTree, digest: str) -> bool:
-        """Apply a layer from what an earlier scan kept of it; False when nothing usable is stored."""
-        index, data = self.read_paths(digest)
-        try:
-            with open(index, encoding="utf-8") as fh:
-                members = json.load(fh)
-            with open(data, "rb") as fh:
-                blob = fh.read()
-        except (OSError, ValueError):
-            return False
-        layer = tree.new_layer(KeptRanges())
-        pos = 0
-        for name, kind, size, mode, link, major, minor, spans in members:
-            m = tarstream.Member(name, kind, size, mode, link, 0, major, minor)
-            apply_member(tree, m, layer, None)
-            ranges = []
-            for start, length in spans:
-                ranges.append((start, blob[pos:pos + length]))
-                pos += length
-            node = tree.nodes.get(member_path(name))
-            if node is not None and node.layer == layer and node.loc is None and kind == tarstream.REG:
-                node.loc = Sparse(ranges)
-        return True
-
-    def store(self, digest: str, record: list[tuple[tarstream.Member, Sparse | None]]) -> None:
-        index, data = self.read_paths(digest)
-        members = []
-        chunks = []
-        for m, sparse in record:
-            spans = []
-            if sparse is not None:
-                for start, piece in zip(sparse.starts, sparse.data, strict=True):
-                    spans.append([start, len(piece)])
-                    chunks.append(piece)
-            members.append([m.name, m.type, m.size, m.mode, m.linkname, m.devmajor, m.devminor, spans])
-        _atomic(data, b"".join(chunks))
-        _atomic(index, json.dumps(members).encode())
-
-
-def _atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 # -- the image ------------------------------------------------------------------------------------------
 
-def _layer(view: ImageView, ep: _Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: _Cache | None,
+def _layer(view: ImageView, ep: _Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: BlobCache | None,
            progress: Progress | None) -> list[str]:
     digest = str(desc.get("digest", ""))
     media = str(desc.get("mediaType", ""))
@@ -347,7 +278,7 @@ def open_registry_image(name: RemoteName, platform: Platform | None, keep: KeepP
         raise ImageAccessError(f"{name} is {config.platform}, not {platform}", "leave out --platform, or name "
                                "a tag of that platform")
     view = ImageView(MergedTree(), config, f"registry:{name}", cdigest)
-    cache = _Cache(cache_dir, getattr(keep, "version", "0")) if cache_dir else None
+    cache = BlobCache(cache_dir, getattr(keep, "version", "0")) if cache_dir else None
     short: list[str] = []
     for desc in layers:
         if not isinstance(desc, dict):

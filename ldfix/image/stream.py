@@ -11,23 +11,15 @@ anything else raises `NotKept` (an OSError) instead of returning wrong bytes."""
 from __future__ import annotations
 
 import bisect
-import zlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from ldfix.image import tarstream
+from ldfix.image.decode import Decoder
 from ldfix.image.layers import MergedTree, apply_member, member_path
 
-GZIP = b"\x1f\x8b"
-ZSTD = b"\x28\xb5\x2f\xfd"
-CHUNK = 1 << 18  # compressed bytes asked of the source at a time
-OUT = 1 << 22  # most decompressed bytes produced per step
 LOOKAHEAD = 1 << 16  # bytes buffered at a wanted offset
 FIRST = 1 << 16  # bytes of every file shown to the policy
-
-
-class Digest(Protocol):
-    def update(self, data: bytes, /) -> None: ...
 
 
 class NotKept(OSError):
@@ -37,10 +29,6 @@ class NotKept(OSError):
         super().__init__(f"bytes {offset}+{size} were not kept from the layer stream")
         self.offset = offset
         self.size = size
-
-
-class LayerStreamError(Exception):
-    """A corrupt or truncated compressed stream."""
 
 
 class Sparse:
@@ -128,151 +116,6 @@ class _Pieces:
                     ranges.append((start, bytes(data[start - pstart:end - pstart])))
                     break
         return Sparse(ranges)
-
-
-class Decoder:
-    """The decompressed bytes of a raw byte source, read front to back: gzip (several members too), zstd
-    (several frames too) or none. Every compressed byte goes through `digest` when one is given."""
-
-    def __init__(self, raw: Callable[[int], bytes], digest: Digest | None = None) -> None:
-        self._raw = raw
-        self.digest = digest
-        self.compressed = 0
-        first = self._pull()
-        self.kind = "gzip" if first.startswith(GZIP) else "zstd" if first.startswith(ZSTD) else "tar"
-        self._pending = first
-        self._d: _Decomp | None = _Decomp.new(self.kind)
-        self._buf = b""
-        self._pos = 0
-        self.eof = False
-
-    def _pull(self) -> bytes:
-        data = self._raw(CHUNK)
-        self.compressed += len(data)
-        if self.digest is not None and data:
-            self.digest.update(data)
-        return data
-
-    def _step(self) -> bytes:
-        """The next stretch of output; b"" at the end."""
-        while not self.eof:
-            d = self._d
-            if d is None:
-                data, self._pending = self._pending or self._pull(), b""
-                if not data:
-                    self.eof = True
-                return data
-            if d.needs_input:
-                data, self._pending = self._pending or self._pull(), b""
-                if not data:
-                    if not d.eof:
-                        raise LayerStreamError(f"the {self.kind} stream ends early (truncated layer)")
-                    self.eof = True
-                    return b""
-            else:
-                data = b""
-            out = d.feed(data, OUT)
-            if d.eof:
-                rest = d.unused
-                if rest.strip(b"\0"):
-                    self._d = _Decomp.new(self.kind)  # another member / frame follows
-                    self._pending = rest
-                elif not rest:
-                    tail = self._pull()
-                    while tail and not tail.strip(b"\0"):
-                        tail = self._pull()
-                    if tail:
-                        self._d = _Decomp.new(self.kind)
-                        self._pending = tail
-                    else:
-                        self.eof = True
-                else:
-                    self._drain()
-            if out:
-                return out
-        return b""
-
-    def _drain(self) -> None:
-        while self._pull():
-            pass
-        self.eof = True
-
-    def read(self, n: int) -> bytes:
-        if self._pos + n <= len(self._buf):
-            self._pos += n
-            return self._buf[self._pos - n:self._pos]
-        parts = [self._buf[self._pos:]]
-        have = len(parts[0])
-        self._buf, self._pos = b"", 0
-        while have < n:
-            out = self._step()
-            if not out:
-                break
-            take = min(len(out), n - have)
-            parts.append(out[:take] if take < len(out) else out)
-            have += take
-            if take < len(out):
-                self._buf, self._pos = out, take
-        return b"".join(parts)
-
-    def skip(self, n: int) -> None:
-        left = len(self._buf) - self._pos
-        if n <= left:
-            self._pos += n
-            return
-        n -= left
-        self._buf, self._pos = b"", 0
-        while n > 0:
-            out = self._step()
-            if not out:
-                raise tarstream.TarError("the tar ends in the middle of a member")
-            if len(out) > n:
-                self._buf, self._pos = out, n
-                return
-            n -= len(out)
-
-    def finish(self) -> None:
-        """Read to the end of the raw source (the tar's end blocks and padding), so a digest covers it all."""
-        while self._step():
-            pass
-
-
-class _Decomp:
-    """zlib and zstd decompressors behind one face."""
-
-    def __init__(self, obj: Any, kind: str) -> None:
-        self.obj = obj
-        self.kind = kind
-
-    @staticmethod
-    def new(kind: str) -> _Decomp | None:
-        if kind == "gzip":
-            return _Decomp(zlib.decompressobj(wbits=31), kind)
-        if kind == "zstd":
-            from ldfix.image.zstd import decompressor
-
-            return _Decomp(decompressor(), kind)
-        return None
-
-    @property
-    def needs_input(self) -> bool:
-        return not self.obj.unconsumed_tail if self.kind == "gzip" else bool(self.obj.needs_input)
-
-    @property
-    def eof(self) -> bool:
-        return bool(self.obj.eof)
-
-    @property
-    def unused(self) -> bytes:
-        return bytes(self.obj.unused_data)
-
-    def feed(self, data: bytes, limit: int) -> bytes:
-        try:
-            if self.kind == "gzip":
-                return bytes(self.obj.decompress(self.obj.unconsumed_tail + data, limit))
-            return bytes(self.obj.decompress(data, limit))
-        except Exception as err:  # zlib.error, ZstdError: corrupt input
-            raise LayerStreamError(f"the {self.kind} stream is corrupt: {err}") from None
 
 
 def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reader) -> tuple[Sparse, int, bool]:

@@ -9,8 +9,8 @@ from typing import Any
 from ldfix import api
 from ldfix.diagnose.finding import Finding
 from ldfix.diagnose.scan import ScanOptions
-from ldfix.frameworks.check import glob, wheel_release
 from ldfix.frameworks.detect import Dist
+from ldfix.frameworks.requesters import glob, wheel_release
 from ldfix.image.base import ImageView
 from ldfix.image.pathwalk import Walker
 from ldfix.loader.elfwrite import build_shared_object as so

@@ -13,8 +13,9 @@ from collections.abc import Callable
 import pytest
 
 from ldfix.image import tarstream
+from ldfix.image.decode import Decoder, LayerStreamError
 from ldfix.image.layers import MergedTree, add_tar_layer
-from ldfix.image.stream import Decoder, LayerStreamError, NotKept, ScanAll, add_stream_layer
+from ldfix.image.stream import NotKept, ScanAll, add_stream_layer
 from ldfix.image.zstd import decompressor
 from ldfix.loader.elf import ElfReadError, read_elf
 from ldfix.loader.keep import ScanKeep
