@@ -129,11 +129,21 @@ def scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, env:
     """Scan an open view with its own env (or `env`, e.g. the env a Dockerfile gives its image), check every
     framework installed in it, and plan its verified fix. Pass the `facts` of an earlier scan of the same view
     to skip indexing it again."""
+    run_env = dict(env if env is not None else view.config.env)
+    if oracle is not None and facts is None:
+        oracle.warm(run_env, view.config.working_dir)  # its container is created while the image is indexed
+    try:
+        return _scan_view(view, oracle, options, run_env, facts or prepare(view, oracle, progress))
+    finally:
+        if oracle is not None:
+            oracle.release()
+
+
+def _scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, run_env: dict[str, str],
+               facts: ImageFacts) -> tuple[Report, ImageFacts]:
     from ldfix.frameworks.check import check_all, owned_sonames
     from ldfix.frameworks.detect import detect
 
-    facts = facts or prepare(view, oracle, progress)
-    run_env = dict(env if env is not None else view.config.env)
     found_notes: list[str] = []
     installs = detect(facts.walker, facts.index.package_dirs, found_notes)
     owned = owned_sonames(facts.index.by_soname, installs)

@@ -36,7 +36,8 @@ def need_tools() -> None:
 class Distribution:
     """One registry process. `user`/`password` switch on htpasswd auth."""
 
-    def __init__(self, user: str | None = None, password: str | None = None) -> None:
+    def __init__(self, user: str | None = None, password: str | None = None, storage: Path | None = None) -> None:
+        """`storage`: a registry data directory to keep across runs (a bench's), else a temporary one."""
         need_tools()
         self.dir = Path(tempfile.mkdtemp(prefix="ldfix-registry-"))
         self.port = free_port()
@@ -48,7 +49,7 @@ class Distribution:
             auth = f"auth:\n  htpasswd:\n    realm: ldfix-test\n    path: {self.dir / 'htpasswd'}\n"
         (self.dir / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'data'}\n  delete:\n    enabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {storage or self.dir / 'data'}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n" + auth)
         self.log = open(self.dir / "log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")],
@@ -75,7 +76,7 @@ class Distribution:
         cmd = ["skopeo", "copy", "-q", "--dest-tls-verify=false", src, f"docker://{self.host}/{name}"]
         if self.user is not None:
             cmd[2:2] = ["--dest-creds", f"{self.user}:{self.password}"]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+        subprocess.run(cmd, check=True, capture_output=True, timeout=3600)
         return f"{self.host}/{name}"
 
     def push_fresh(self, image: str, name: str, noise_bytes: int = 1 << 20) -> tuple[str, str]:

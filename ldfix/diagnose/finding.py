@@ -71,6 +71,7 @@ class Finding:
     file: str | None = None
     line: int | None = None
     framework: str | None = None
+    column: int | None = None  # 1-based, where the line has more than the finding's subject
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "severity": self.severity.value}
@@ -81,6 +82,8 @@ class Finding:
         if self.file is not None:
             out["file"] = self.file
             out["line"] = self.line
+            if self.column is not None:
+                out["column"] = self.column
         out["message"] = self.message
         out["paths"] = list(self.paths)
         out["evidence"] = list(self.evidence)

@@ -95,16 +95,16 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
                 with contextlib.suppress(LdfixError):  # the base's env if it is already here; never pulled
                     base_env = dict(opener(base, True)[0].config.env)
             stage_env = evaluate(an, stage, base_env, opts.build_args)
-            result.findings += _lint_findings(lint_steps(stage_env, display, stage_env.working_dir, df.escape))
+            result.findings += _lint_findings(lint_steps(stage_env, display, stage_env.working_dir, df.escape, df))
         result.after = list(result.findings)
         return result
 
-    if base is not None and not base.strip():
+    if base is not None and not base.strip() and opts.base_env is None:
         raise UsageError(f"the base image of the target stage is empty after ARG substitution (line "
                          f"{an.chain(stage)[0].from_instr.start})", "pass it, e.g. --build-arg BASE=nvidia/cuda:12.8.1-"
                          "runtime-ubuntu24.04")
     external = base is not None and base.lower() != "scratch"
-    if external and base is not None and "@" not in base and ":" not in base.rsplit("/", 1)[-1]:
+    if external and base and "@" not in base and ":" not in base.rsplit("/", 1)[-1]:
         result.notes.append(f"FROM {base} has no tag: Docker builds it as {base}:latest, and so does this check")
         base = f"{base}:latest"
     base_view, scanned, oracle = _open_images(path, opts, base if external else None, opener, result)
@@ -118,7 +118,7 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
             result.notes.append(f"the base image's ONBUILD triggers set {KEY}={base_env.get(KEY, '')} before this "
                                 "file's first instruction")
     stage_env = evaluate(an, stage, base_env, opts.build_args, wd, user)
-    lint = lint_steps(stage_env, display, stage_env.working_dir, df.escape)
+    lint = lint_steps(stage_env, display, stage_env.working_dir, df.escape, df)
     result.findings += _lint_findings(lint) + stage_findings(an, stage, display, user)
 
     report = None
@@ -239,7 +239,7 @@ def _recheck(result: PatchResult, rc: Recheck) -> bool | None:
         result.notes.append("internal error: the patched file does not parse")
         return False
     env2: StageEnv = evaluate(an2, stage2, base_env, opts.build_args, wd, user)
-    after = _lint_findings(lint_steps(env2, result.path, env2.working_dir, df2.escape))
+    after = _lint_findings(lint_steps(env2, result.path, env2.working_dir, df2.escape, df2))
     after += stage_findings(an2, stage2, result.path, user)
     result.after = after
     if any(f.severity is Severity.ERROR for f in after):

@@ -4,7 +4,7 @@ LD_LIBRARY_PATH assignments that cannot do what their author meant (LDPATH_BAD, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ldfix.diagnose.finding import Finding, Severity
 from ldfix.diagnose.rules import BY_CODE
@@ -13,7 +13,7 @@ from ldfix.diagnose.rules.ldpath_bad import GUARD as GUARD_FIX
 from ldfix.diagnose.rules.ldpath_bad import entry_problem
 from ldfix.diagnose.rules.stale_cache import RULE as STALE
 from ldfix.dockerfile.model import ROOT_USERS, Analysis, EnvStep, Stage, StageEnv, env_assignments
-from ldfix.dockerfile.parser import ParseError
+from ldfix.dockerfile.parser import Dockerfile, Instruction, ParseError
 from ldfix.dockerfile.shell import ShellError, expand
 from ldfix.loader.env import in_dir_named, split_ld_library_path
 
@@ -21,6 +21,7 @@ KEY = "LD_LIBRARY_PATH"
 SELF_REF = re.compile(r"\$(\{)?LD_LIBRARY_PATH\b")
 GUARDED = re.compile(r"\$\{LD_LIBRARY_PATH:?\+")
 UNKNOWN = "/ldfix-base-value-unknown"
+EXPORT = re.compile(rf"(?:^|[;&|(\s])export\s+{KEY}=")
 
 
 @dataclass
@@ -61,25 +62,69 @@ def _entries(value: str) -> list[str]:
     return split_ld_library_path(value) or []
 
 
-def lint_steps(stage_env: StageEnv, path: str, working_dir: str, escape: str = "\\") -> list[StepFindings]:
+KEY_AT = re.compile(rf"(?<![$\w{{]){KEY}(?==|[ \t])")  # the key, not a $LD_LIBRARY_PATH reference
+PRAGMA = re.compile(r"#\s*ldfix\s+ignore\s*=\s*([A-Z_,\s]+)", re.I)
+KEEP = re.compile(r"#.*\bkeep\b.*\b(compat|stubs?)\b", re.I)
+
+
+def key_position(df: Dockerfile | None, instr: Instruction) -> tuple[int, int | None]:
+    """(physical line, 1-based column) of the LD_LIBRARY_PATH key in an instruction that spans lines."""
+    if df is None:
+        return instr.start, None
+    for number in range(instr.start, instr.end + 1):
+        m = KEY_AT.search(df.text(number, number))
+        if m is not None:
+            return number, m.start() + 1
+    return instr.start, None
+
+
+def suppressed(df: Dockerfile | None, line: int, code: str) -> bool:
+    """A `# ldfix ignore=CODE` pragma, or a comment saying the compat / stubs entry is kept on purpose, in the
+    comment block right above the instruction (Dockerfile comments are whole lines)."""
+    if df is None:
+        return False
+    number = line - 1
+    while number >= 1:
+        text = df.text(number, number).strip()
+        if not text.startswith("#"):
+            break
+        m = PRAGMA.search(text)
+        if m and code in {c.strip().upper() for c in m.group(1).split(",")}:
+            return True
+        keep = KEEP.search(text)
+        if keep and code == ("COMPAT" if keep.group(1).lower() == "compat" else "STUB"):
+            return True
+        number -= 1
+    return False
+
+
+def lint_steps(stage_env: StageEnv, path: str, working_dir: str, escape: str = "\\",
+               df: Dockerfile | None = None) -> list[StepFindings]:
     out = []
     for step in stage_env.steps:
         if step.assignment.key != KEY:
             continue
-        out.append(_lint(step, stage_env.base_known, path, working_dir, escape))
+        linted = _lint(step, stage_env.base_known, path, working_dir, escape, key_position(df, step.assignment.instr))
+        start = step.assignment.instr.start
+        kept = [f for f in linted.findings if not suppressed(df, start, f.code)]
+        if len(kept) < len(linted.findings) and not kept:
+            linted.repairable = False  # what the line does is meant: nothing to repair
+        linted.findings = kept
+        out.append(linted)
     return out
 
 
-def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: str) -> StepFindings:
+def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: str,
+          where: tuple[int, int | None]) -> StepFindings:
     a = step.assignment
-    line = a.instr.start
+    line, column = where
     found: list[Finding] = []
     repairable = False
 
     def add(code: str, severity: Severity | None, message: str, fix: str, repair: bool = True) -> None:
         nonlocal repairable
-        found.append(BY_CODE[code].finding(message, severity, file=path, line=line,
-                                           evidence=(f"{KEY}={step.after}",), fix=fix))
+        found.append(replace(BY_CODE[code].finding(message, severity, file=path, line=line,
+                                                   evidence=(f"{KEY}={step.after}",), fix=fix), column=column))
         repairable = repairable or repair
 
     if a.legacy:
@@ -139,6 +184,11 @@ def stage_findings(an: Analysis, target: Stage, path: str, base_user: str = "") 
     user = base_user
     for st in an.chain(target):
         for instr in st.body:
+            if instr.name == "run" and EXPORT.search(instr.args):
+                out.append(BY_CODE["LDPATH_BAD"].finding(
+                    f"RUN export {KEY}=... sets it for the rest of this RUN only: later steps and the image do "
+                    "not see it", Severity.WARNING, file=path, line=instr.start,
+                    fix=f"use ENV {KEY}=... for the image, or drop the export if only this RUN needs it"))
             if instr.name == "user":
                 user = instr.args.strip()
             elif instr.name == "run" and re.search(r"(^|[\s;&|/\"'])ldconfig(\s|$|[;&|\"'])", instr.args) \

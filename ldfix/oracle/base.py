@@ -63,6 +63,13 @@ class Oracle(Protocol):
     def trace_with_overlay(self, lines: list[str], needed: list[str], env: Mapping[str, str], cwd: str) -> Trace:
         """The same after `lines` (Dockerfile instructions) ran on top of the image; only when can_overlay."""
 
+    def warm(self, env: Mapping[str, str], cwd: str) -> None:
+        """Get ready for a `trace` in `env` and `cwd` while the caller does other work (the image is being
+        indexed): a runner may create its container now."""
+
+    def release(self) -> None:
+        """Drop whatever `warm` prepared and `trace` did not use."""
+
 
 def probe_bytes(needed: list[str]) -> bytes:
     """The probe shared object: no code, one DT_NEEDED per wanted name."""

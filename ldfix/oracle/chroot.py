@@ -21,6 +21,12 @@ class ChrootOracle:
         self.interp = interp
         self.timeout = timeout
 
+    def warm(self, env: Mapping[str, str], cwd: str) -> None:
+        return None  # a chroot starts in no time: nothing to prepare
+
+    def release(self) -> None:
+        return None
+
     @staticmethod
     def available(root: str, interp: str) -> bool:
         return hasattr(os, "geteuid") and os.geteuid() == 0 and os.path.lexists(os.path.join(root, interp.lstrip("/")))

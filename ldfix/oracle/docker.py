@@ -10,6 +10,7 @@ import os
 import tarfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ldfix.errors import Interrupted
@@ -32,6 +33,46 @@ class DockerOracle:
         self.interp = interp
         self.timeout = timeout if timeout is not None else float(os.environ.get("LDFIX_LOADER_TIMEOUT", "30"))
         self.local = local  # the daemon's overlay2 directories are readable here (and so writable as root)
+        self._warm: tuple[tuple[str, ...], Future[Any]] | None = None  # (what it was made for, the container)
+
+    PROBE = ".ldfix-probe.so"
+
+    def _create(self, args: list[str], env: Mapping[str, str]) -> Any:
+        return self.cli.containers.create(
+            self.image_id, entrypoint=[self.interp], command=args, environment=dict(env),
+            network_mode="none", labels=LABEL, working_dir=self.config.working_dir or "/", user="0",
+            cap_drop=["ALL"], security_opt=["no-new-privileges"])
+
+    @staticmethod
+    def _key(args: list[str], env: Mapping[str, str]) -> tuple[str, ...]:
+        return (*args, "\0", *sorted(f"{k}={v}" for k, v in env.items()))
+
+    def warm(self, env: Mapping[str, str], cwd: str) -> None:
+        """Create the trace container while the image is indexed: the probe is copied in at `trace`."""
+        if self._warm is not None:
+            return
+        args, tenv = [f"/{self.PROBE}"], trace_env(env)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldfix-warm")
+        try:
+            self._warm = (self._key(args, tenv), pool.submit(self._create, args, tenv))
+        finally:
+            pool.shutdown(wait=False)
+
+    def release(self) -> None:
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            with contextlib.suppress(Exception):
+                warm[1].result().remove(force=True)
+
+    def _container(self, args: list[str], env: Mapping[str, str]) -> Any:
+        warm = self._warm
+        if warm is not None and warm[0] == self._key(args, env):
+            self._warm = None
+            try:
+                return warm[1].result()
+            except Exception:
+                pass  # the early create failed: make one now, and let that one report
+        return self._create(args, env)
 
     def _copy_in(self, container: Any, files: dict[str, bytes]) -> None:
         """Put the probe into the created (not yet started) container: straight into its overlay2 upper
@@ -57,10 +98,7 @@ class DockerOracle:
         container.put_archive("/", buf.getvalue())
 
     def _run(self, args: list[str], env: Mapping[str, str], files: dict[str, bytes]) -> tuple[int, str, str]:
-        container = self.cli.containers.create(
-            self.image_id, entrypoint=[self.interp], command=args, environment=dict(env),
-            network_mode="none", labels=LABEL, working_dir=self.config.working_dir or "/", user="0",
-            cap_drop=["ALL"], security_opt=["no-new-privileges"])
+        container = self._container(args, env)
         try:
             if STOPPING.is_set():
                 raise Interrupted()
@@ -93,6 +131,6 @@ class DockerOracle:
                 self.cli.images.remove(image_id, force=True)
 
     def trace(self, needed: list[str], env: Mapping[str, str], cwd: str) -> Trace:
-        name = ".ldfix-probe.so"
+        name = self.PROBE
         code, out, err = self._run([f"/{name}"], trace_env(env), {name: probe_bytes(needed)})
         return Trace(parse_trace(out, self.interp), parse_fatal(err) if code != 0 else None, code)

@@ -21,7 +21,8 @@ def results(findings: Sequence[Finding], artifact: str | None, image_ref: str | 
                                "message": {"text": f.message}}
         if f.file:
             res["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": f.file},
-                                                      "region": {"startLine": f.line or 1}}}]
+                                                      "region": {"startLine": f.line or 1,
+                                                                 **({"startColumn": f.column} if f.column else {})}}}]
         elif artifact:
             res["locations"] = [{"physicalLocation": {"artifactLocation": {"uri": artifact},
                                                       "region": {"startLine": default_line}}}]

@@ -131,3 +131,33 @@ def test_severities_follow_root_causes() -> None:
 def test_no_dev_symlink_fix_names_the_directory() -> None:
     found = codes(image(**CATCHES["NO_DEV_SYMLINK"][0]), ("libnvrtc.so",))  # type: ignore[arg-type]
     assert found["NO_DEV_SYMLINK"][0].fix.startswith(f"RUN ln -s libnvrtc.so.12 {LIBDIR}/libnvrtc.so")  # type: ignore[union-attr]
+
+
+def test_dangling_and_empty_ld_so_conf_d_entries_are_stale_cache_warnings() -> None:
+    view = image({"/etc/ld.so.conf.d/cuda.conf": b"/usr/local/cuda-99/lib64\n",
+                  "/etc/ld.so.conf.d/empty.conf": b"# nothing here\n", **HEALTHY})
+    found = codes(view).get("STALE_CACHE", [])
+    assert {f.severity for f in found} == {Severity.WARNING}
+    assert any("/usr/local/cuda-99/lib64" in f.message and "does not exist" in f.message for f in found)
+    assert any("empty.conf names no directory" in f.message for f in found)
+    assert "STALE_CACHE" not in codes(image({"/etc/ld.so.conf.d/x.conf": f"{LIBDIR}\n".encode(), **HEALTHY}))
+
+
+def test_a_stub_registered_through_ld_so_conf_d_is_stub() -> None:
+    view = image({"/usr/local/cuda/lib64/stubs/libcuda.so.1": so("libcuda.so.1"),
+                  "/etc/ld.so.conf.d/stubs.conf": b"/usr/local/cuda/lib64/stubs\n", **HEALTHY})
+    assert "STUB" in codes(view)
+
+
+def test_driver_libraries_baked_into_the_image_are_a_warning() -> None:
+    view = image({f"{LIBDIR}/libcuda.so.535.104.05": so("libcuda.so.1"), **HEALTHY},
+                 links={f"{LIBDIR}/libcuda.so.1": "libcuda.so.535.104.05"})
+    (found,) = [f for f in codes(view).get("NO_DRIVER", []) if f.severity is Severity.WARNING]
+    assert "libcuda.so.535.104.05" in found.message
+    stubs_only = image({"/usr/local/cuda/lib64/stubs/libcuda.so.535.104.05": so("libcuda.so.1"), **HEALTHY})
+    assert not [f for f in codes(stubs_only).get("NO_DRIVER", []) if f.severity is Severity.WARNING]
+
+
+def test_header_directory_on_ld_library_path_is_ldpath_bad() -> None:
+    view = image(HEALTHY, env={"LD_LIBRARY_PATH": "/usr/local/cuda/include"})
+    assert any("header directory" in f.message for f in codes(view).get("LDPATH_BAD", []))
