@@ -205,3 +205,18 @@ def test_foreign_architecture_image_is_scanned_statically(tmp_path: Path) -> Non
         assert leftovers() == ""
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+def test_a_whole_verified_scan_with_a_fix_runs_at_most_two_containers(wheel_image: str) -> None:
+    """The probe container is created while the image is indexed; the targets and the fix are two runs."""
+    import time
+
+    since = str(int(time.time()) - 1)
+    report = json.loads(ldfix("scan", wheel_image, "--no-pull", "--format", "json").stdout)
+    assert report["fix"] and report["fix"]["verified"] is True
+    until = str(int(time.time()) + 1)
+    events = subprocess.run(["docker", "events", "--since", since, "--until", until, "--filter", "label=ldfix=scan",
+                             "--filter", "event=create", "--format", "{{.ID}}"], capture_output=True, text=True,
+                            timeout=60).stdout.split()
+    assert 1 <= len(events) <= 2, events
+    assert leftovers() == ""
