@@ -62,7 +62,8 @@ class KeepPolicy(Protocol):
         ...
 
     def head(self, path: str, size: int, first: bytes) -> int:
-        """Given the first bytes (up to FIRST), how many leading bytes to buffer before `read` is called."""
+        """Given the first bytes (first the first 4, then up to FIRST), how many leading bytes to buffer before
+        `read` is called; 0 on the first 4: keep nothing of this file."""
         ...
 
     def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
@@ -125,7 +126,10 @@ def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reade
         return Sparse([]), 0, True
     if policy.whole(path, size):
         return Sparse([(0, r.exact(size))]), size, True
-    first = r.exact(min(FIRST, size))
+    magic = r.exact(min(4, size))
+    if policy.head(path, size, magic) == 0:  # most files: four bytes say the scan never reads them
+        return Sparse([]), len(magic), True
+    first = magic + r.exact(min(FIRST, size) - len(magic))
     want = min(policy.head(path, size, first), size)
     pieces = _Pieces()
     pos = len(first)
