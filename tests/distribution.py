@@ -36,8 +36,10 @@ def need_tools() -> None:
 class Distribution:
     """One registry process. `user`/`password` switch on htpasswd auth."""
 
-    def __init__(self, user: str | None = None, password: str | None = None, storage: Path | None = None) -> None:
-        """`storage`: a registry data directory to keep across runs (a bench's), else a temporary one."""
+    def __init__(self, user: str | None = None, password: str | None = None, storage: Path | None = None,
+                 token: TokenServer | None = None) -> None:
+        """`storage`: a registry data directory to keep across runs (a bench's), else a temporary one.
+        `token`: bearer-token auth as Docker Hub does it, with tokens from that server."""
         need_tools()
         self.dir = Path(tempfile.mkdtemp(prefix="ldfix-registry-"))
         self.port = free_port()
@@ -47,6 +49,9 @@ class Distribution:
             subprocess.run(["htpasswd", "-Bbc", str(self.dir / "htpasswd"), user, password or ""], check=True,
                            capture_output=True)
             auth = f"auth:\n  htpasswd:\n    realm: ldfix-test\n    path: {self.dir / 'htpasswd'}\n"
+        if token is not None:
+            auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.service}\n"
+                    f"    issuer: {token.issuer}\n    rootcertbundle: {token.cert}\n")
         (self.dir / "config.yml").write_text(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {storage or self.dir / 'data'}\n  delete:\n    enabled: true\n"
@@ -143,6 +148,77 @@ class Distribution:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A token service for distribution's `auth: token` (what auth.docker.io is to Docker Hub): anonymous
+    GET /token?service=...&scope=repository:NAME:pull,push answers {"token": JWT}, an RS256 JWT signed with
+    a throwaway key whose self-signed certificate is the registry's root bundle (openssl does the crypto).
+    `requests` lists the scopes asked for."""
+
+    service = "ldfix-test-registry"
+    issuer = "ldfix-test-token-issuer"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ldfix-token-"))
+        self.key, self.cert = self.dir / "key.pem", self.dir / "cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(self.key),
+                        "-out", str(self.cert), "-days", "1", "-subj", "/CN=ldfix-test-token"], check=True,
+                       capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.requests: list[str] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, scopes: list[str]) -> str:
+        now = int(time.time())
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.issuer, "sub": "", "aud": self.service, "exp": now + 600, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signing.encode(),
+                             check=True, capture_output=True).stdout
+        return f"{signing}.{_b64url(sig)}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                from urllib.parse import parse_qs, urlparse
+
+                query = parse_qs(urlparse(self.path).query)
+                scopes = [s for value in query.get("scope", []) for s in value.split(" ")]
+                server.requests.extend(scopes or ["(none)"])
+                body = json.dumps({"token": server.token(scopes), "expires_in": 600}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from ldfix.loader.elf import EM_AARCH64
 from ldfix.loader.elfwrite import build_shared_object
-from tests.distribution import Distribution, FaultProxy, basic_auth, credential_helper, docker_config
+from tests.distribution import Distribution, FaultProxy, TokenServer, basic_auth, credential_helper, docker_config
 from tests.images import build_tiny_image, debian_arm64_root, load_rootfs_as
 from tests.integration.test_finding_codes import CASES, _image
 from tests.schema import validate_scan
@@ -245,3 +245,28 @@ def test_ctrl_c_in_the_middle_of_a_layer_leaves_nothing_behind(registry: Distrib
         assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()], "no partial blob is kept"
     finally:
         proxy.stop()
+
+
+def test_bearer_token_auth_as_docker_hub_does_it(tiny: str) -> None:
+    """distribution with `auth: token`: a 401 with WWW-Authenticate: Bearer realm,service,scope, an anonymous
+    token from the realm, then the request again with it."""
+    tokens = TokenServer()
+    reg = Distribution(token=tokens)
+    try:
+        name = reg.push(tiny, "tok/tiny:1")  # skopeo fetches its own push token from the same service
+        tokens.requests.clear()
+        report = _json(ldfix("scan", f"registry:{name}", "--format", "json"))
+        assert [lib["soname"] for lib in report["libraries"] if lib["status"] == "resolved"] == ["libcudart.so.12"]
+        assert "repository:tok/tiny:pull" in tokens.requests
+    finally:
+        reg.stop()
+        tokens.stop()
+    # the realm's token service gone: one line, exit 3
+    tokens = TokenServer()
+    reg = Distribution(token=tokens)
+    try:
+        tokens.stop()
+        proc = ldfix("scan", f"registry:{reg.host}/tok/tiny:1")
+        assert proc.returncode == 3 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    finally:
+        reg.stop()
