@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import posixpath
+import re
 
 from ldfix.diagnose.context import ScanContext, describe_tried
 from ldfix.diagnose.finding import Finding, Severity
 from ldfix.diagnose.rules.base import Rule
 from ldfix.image.base import Kind
+from ldfix.knowledge import cuda
 from ldfix.loader.ldconf import parse_conf
 from ldfix.loader.search import Resolution
 
@@ -31,13 +33,19 @@ def explain(ctx: ScanContext, name: str, res: Resolution) -> Finding | None:
                         fix="RUN ldconfig after the step that added it (as root)")
 
 
+SHIPPED = re.compile(r"^(libc|[a-z0-9_]+-linux-gnu[a-z0-9_]*)\.conf$")
+
+
 def check(ctx: ScanContext) -> list[Finding]:
     """ld.so.conf.d entries that cannot be what their author meant: a directory that does not exist (a warning),
     and a conf file with no directory in it."""
     out = []
     walker = ctx.walker
+    mounted = cuda().runtime_mount_dirs  # /usr/local/nvidia/lib64: the NVIDIA runtime mounts it at run time
     for conf in parse_conf(walker):
-        if conf.path.startswith("/") and not walker.is_dir(conf.path):
+        if SHIPPED.match(posixpath.basename(conf.source)):
+            continue  # glibc's own (x86_64-linux-gnu.conf names /usr/local/lib/x86_64-linux-gnu, often absent)
+        if conf.path.startswith("/") and conf.path.rstrip("/") not in mounted and not walker.is_dir(conf.path):
             out.append(RULE.finding(f"{conf.source} (line {conf.line}) names {conf.path}, which does not exist in the "
                                     "image: ldconfig skips it, so nothing there is ever cached", Severity.WARNING,
                                     paths=(conf.path,), evidence=(f"{conf.source}:{conf.line}: {conf.path}",),
