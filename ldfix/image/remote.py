@@ -15,18 +15,18 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import Any
 
 from ldfix.errors import ImageAccessError
 from ldfix.image import tarstream
 from ldfix.image.base import ImageView, config_from
 from ldfix.image.blobcache import BlobCache
+from ldfix.image.blobstream import Blob, Endpoint, Progress
 from ldfix.image.decode import Decoder, LayerStreamError
 from ldfix.image.layers import MergedTree
 from ldfix.image.refs import Platform
-from ldfix.image.registry import STALL_TIMEOUT, Client, RemoteName
+from ldfix.image.registry import Client, RemoteName
 from ldfix.image.stream import KeepPolicy, Sparse, add_stream_layer
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -40,8 +40,6 @@ LAYER_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
     "application/vnd.docker.image.rootfs.diff.tar": "tar",
 }
-RESUMES = 3
-Progress = Callable[[dict[str, Any]], None]
 
 
 def host_platform() -> Platform:
@@ -64,12 +62,6 @@ def _platform_text(entry: dict[str, Any]) -> str:
     return "/".join(str(x) for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
 
 
-@dataclass
-class _Endpoint:
-    client: Client
-    name: RemoteName
-
-
 def _json(resp: Any, what: str, digest: str | None) -> dict[str, Any]:
     body = resp.content
     if digest is not None and "sha256:" + hashlib.sha256(body).hexdigest() != digest:
@@ -84,7 +76,7 @@ def _json(resp: Any, what: str, digest: str | None) -> dict[str, Any]:
     return data
 
 
-def _manifest(ep: _Endpoint, platform: Platform | None) -> tuple[dict[str, Any], Platform | None]:
+def _manifest(ep: Endpoint, platform: Platform | None) -> tuple[dict[str, Any], Platform | None]:
     name = ep.name
     ref = name.reference
     digest = ref if ref.startswith("sha256:") else None
@@ -109,93 +101,14 @@ def _manifest(ep: _Endpoint, platform: Platform | None) -> tuple[dict[str, Any],
     return data, None
 
 
-def _endpoints(name: RemoteName, mirrors: Sequence[str]) -> list[_Endpoint]:
-    eps = [_Endpoint(Client(name.domain, url), name) for url in mirrors] if name.hub else []
-    return [*eps, _Endpoint(Client(name.domain), name)]
-
-
-class _Blob:
-    """A layer blob read front to back: resumed with Range after a dropped connection, sha256-checked, teed
-    into the cache when one is given."""
-
-    def __init__(self, ep: _Endpoint, digest: str, size: int | None, progress: Progress | None,
-                 tee: IO[bytes] | None) -> None:
-        self.ep, self.digest, self.size, self.progress, self.tee = ep, digest, size, progress, tee
-        self.sha = hashlib.sha256()
-        self.pos = 0
-        self.resumes = 0
-        self.short = digest.split(":")[-1][:12]
-        self.resp = self._open()
-
-    def _open(self) -> Any:
-        headers = {"Range": f"bytes={self.pos}-"} if self.pos else {}
-        resp = self.ep.client.get(f"{self.ep.name.repository}/blobs/{self.digest}", f"the layer {self.short}",
-                                  stream=True, headers=headers)
-        resp.raw.decode_content = False
-        if self.pos and resp.status_code == 200:  # Range ignored: skip what we have
-            left = self.pos
-            while left:
-                got = resp.raw.read(min(left, 1 << 20))
-                if not got:
-                    break
-                left -= len(got)
-        return resp
-
-    def read(self, n: int) -> bytes:
-        while True:
-            data: bytes | None
-            try:
-                data = bytes(self.resp.raw.read(n))
-            except Exception as err:  # urllib3 ProtocolError / ReadTimeoutError, OSError: the connection broke
-                data = None
-                stalled = "timed out" in str(err).lower() or "timeout" in type(err).__name__.lower()
-                failure = (f"no data for {STALL_TIMEOUT:g} s (stalled)" if stalled else
-                           f"the connection broke at byte {self.pos} of {self.size} (a truncated transfer)")
-            if data:
-                self.pos += len(data)
-                self.sha.update(data)
-                if self.tee is not None:
-                    self.tee.write(data)
-                if self.progress:
-                    self.progress({"id": self.short, "status": "Downloading",
-                                   "progressDetail": {"current": self.pos, "total": self.size or 0}})
-                return data
-            if data is not None and (self.size is None or self.pos >= self.size):
-                return b""
-            if data is not None:
-                failure = f"the connection closed at byte {self.pos} of {self.size} (a truncated transfer)"
-            if self.resumes >= RESUMES:
-                raise ImageAccessError(f"the layer {self.short} of {self.ep.name} could not be read after {RESUMES} "
-                                       f"resumed attempts: {failure}",
-                                       "check the network and try again")
-            self.resumes += 1
-            self.resp.close()
-            self.resp = self._open()
-
-    def drain(self) -> bool:
-        """Read to the end, for a digest verdict on a blob that did not decode; False if the end was not reached."""
-        try:
-            while self.read(1 << 20):
-                pass
-        except ImageAccessError:
-            return False
-        return True
-
-    def verify(self) -> None:
-        self.resp.close()
-        if self.size is not None and self.pos != self.size:
-            raise ImageAccessError(f"the layer {self.short} of {self.ep.name} is {self.pos} bytes, not {self.size}",
-                                   "the registry sent a truncated blob; try again")
-        if "sha256:" + self.sha.hexdigest() != self.digest:
-            raise ImageAccessError(f"the layer {self.short} of {self.ep.name} does not match its digest",
-                                   "the registry (or a proxy) altered it; try again, or another mirror")
-        if self.progress:
-            self.progress({"id": self.short, "status": "Download complete"})
+def _endpoints(name: RemoteName, mirrors: Sequence[str]) -> list[Endpoint]:
+    eps = [Endpoint(Client(name.domain, url), name) for url in mirrors] if name.hub else []
+    return [*eps, Endpoint(Client(name.domain), name)]
 
 
 # -- the image ------------------------------------------------------------------------------------------
 
-def _layer(view: ImageView, ep: _Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: BlobCache | None,
+def _layer(view: ImageView, ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: BlobCache | None,
            progress: Progress | None) -> list[str]:
     digest = str(desc.get("digest", ""))
     media = str(desc.get("mediaType", ""))
@@ -217,11 +130,12 @@ def _layer(view: ImageView, ep: _Endpoint, desc: dict[str, Any], keep: KeepPolic
     else:
         tmp = None
         tee = None
+        blob: Blob | None = None
         if cached is not None:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cached), prefix=".tmp-")
             tee = os.fdopen(fd, "wb")
         try:
-            blob = _Blob(ep, digest, size, progress, tee)
+            blob = Blob(ep, digest, size, progress, tee)
             try:
                 short = _merge(tree, Decoder(blob.read), keep, record, f"the layer {blob.short} of {ep.name}")
             except ImageAccessError:
@@ -234,6 +148,9 @@ def _layer(view: ImageView, ep: _Endpoint, desc: dict[str, Any], keep: KeepPolic
                 os.replace(tmp, cached)
                 tmp = None
         finally:
+            if blob is not None:
+                with contextlib.suppress(Exception):
+                    blob.sink.close()  # its thread may still be writing the cache copy
             if tee is not None:
                 tee.close()
             if tmp is not None:
