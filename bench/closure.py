@@ -53,14 +53,23 @@ def libtree_each(root: Path, files: list[str]) -> int:
     (root / TOOLS.lstrip("/") / "files").write_text("".join(f + "\n" for f in files))
     script = (f'n=0; while read -r f; do out=$({TOOLS}/libtree -p "$f" 2>&1); '
               'case "$out" in *"not found"*) n=$((n+1));; esac; done < ' + f"{TOOLS}/files; echo $n")
-    proc = subprocess.run(["chroot", str(root), "/bin/sh", "-c", script], capture_output=True, text=True,
-                          check=True)
-    return int(proc.stdout.split()[-1])
+    proc = subprocess.run(["chroot", str(root), "/bin/sh", "-c", script], capture_output=True, text=True)
+    words = proc.stdout.split()
+    if proc.returncode != 0 or not words or not words[-1].isdigit():
+        raise SystemExit(f"bench: libtree did not run as a baseline (exit {proc.returncode}): {proc.stderr[-800:]}")
+    return int(words[-1])
 
 
 def lddtree_all(root: Path, files: list[str]) -> int:
-    proc = subprocess.run([shutil.which("lddtree") or "lddtree", "-R", str(root), "--skip-non-elfs", *files],
+    """pax-utils lddtree over all files in one process. It is a Python script: run by this Python (which has
+    pyelftools), and checked: a baseline that died at start-up must stop the bench, not print a ratio."""
+    script = shutil.which("lddtree") or "lddtree"
+    proc = subprocess.run([sys.executable, script, "-R", str(root), "--skip-non-elfs", *files],
                           capture_output=True, text=True)
+    blocks = [line for line in proc.stdout.splitlines() if line and not line.startswith(" ")]
+    if proc.returncode != 0 or len(blocks) < len(files) * 0.9:
+        raise SystemExit(f"bench: lddtree did not run as a baseline (exit {proc.returncode}, {len(blocks)} of "
+                         f"{len(files)} files listed): {proc.stderr[-800:]}")
     misses = 0  # a file's block starts at column 0; an unresolved dependency is an indented "NAME => None"
     block_missing = False
     for line in proc.stdout.splitlines():

@@ -13,6 +13,7 @@ offset in a tar file, or bytes held in memory."""
 from __future__ import annotations
 
 import os
+import re
 import stat as statmod
 from typing import IO, Protocol
 
@@ -259,8 +260,14 @@ def merge_host_layers(top_first: list[str]) -> MergedTree:
 
 # -- layer tars (archives, OCI layouts, streams) ------------------------------------------------------
 
+_PLAIN = re.compile(r"^(?:\./)?((?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(?:/(?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+))*)/?$")
+
+
 def member_path(name: str) -> str:
-    return normalize("/" + name)
+    """The image path of a tar member name: `./usr/lib/` is /usr/lib (no `..` or `//` in the common case,
+    which is checked by one regex instead of a split per member)."""
+    m = _PLAIN.match(name)
+    return "/" + m.group(1) if m is not None else normalize("/" + name)
 
 
 def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object) -> None:

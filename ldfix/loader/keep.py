@@ -41,9 +41,10 @@ class ScanKeep:
     def whole(self, path: str, size: int) -> bool:
         if size > _CAP:
             return False
-        if path in _WHOLE_PATHS or posixpath.dirname(path) in _WHOLE_DIRS:
+        slash = path.rfind("/")
+        if path in _WHOLE_PATHS or path[:slash] in _WHOLE_DIRS:
             return True
-        return size <= 8 << 20 and _WHOLE_NAMES.match(posixpath.basename(path)) is not None
+        return size <= 8 << 20 and _WHOLE_NAMES.match(path, slash + 1) is not None
 
     def head(self, path: str, size: int, first: bytes) -> int:
         if first[:4] != b"\x7fELF":

@@ -11,10 +11,13 @@ import tarfile
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ldfix.image import tarstream
 from ldfix.image.decode import Decoder, LayerStreamError
-from ldfix.image.layers import MergedTree, add_tar_layer
+from ldfix.image.layers import MergedTree, add_tar_layer, member_path
+from ldfix.image.pathwalk import normalize
 from ldfix.image.stream import NotKept, ScanAll, add_stream_layer
 from ldfix.image.zstd import decompressor
 from ldfix.loader.elf import ElfReadError, read_elf
@@ -142,3 +145,32 @@ def test_damaged_gzip_is_a_stream_error(damage: str) -> None:
 
 def test_zstd_decompressor_is_available() -> None:
     assert decompressor() is not None
+
+
+@given(st.text(alphabet="a./", max_size=12))
+def test_member_path_fast_path_agrees_with_the_full_normalization(name: str) -> None:
+    assert member_path(name) == normalize("/" + name)
+
+
+@pytest.mark.parametrize("damage", [None, "truncated", "corrupt"])
+def test_the_prefetching_decoder_merges_the_same_and_fails_the_same(damage: str | None) -> None:
+    from ldfix.image.decode import PrefetchingDecoder
+
+    blob = gzip.compress(_layer(FILES))
+    if damage == "truncated":
+        blob = blob[:len(blob) // 2]
+    elif damage == "corrupt":
+        blob = blob[:200] + bytes(500) + blob[700:]
+    plain = MergedTree()
+    threaded = MergedTree()
+    if damage is None:
+        add_stream_layer(plain, Decoder(_reader(blob)), ScanAll())
+        add_stream_layer(threaded, PrefetchingDecoder(_reader(blob)), ScanAll())
+        assert set(plain.nodes) == set(threaded.nodes)
+        assert all(threaded.read(p, 0, n.size) == plain.read(p, 0, n.size) for p, n in plain.nodes.items() if n.size)
+    else:
+        with pytest.raises((LayerStreamError, tarstream.TarError)):
+            add_stream_layer(threaded, PrefetchingDecoder(_reader(blob)), ScanAll())
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "ldfix-inflate"], "the inflate thread is gone"
