@@ -3,9 +3,6 @@ too) or a plain tar, from any `read(n)` source, with `skip` that never holds wha
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -127,9 +124,6 @@ class Decoder:
                 return
             n -= len(out)
 
-    def close(self) -> None:
-        """Let go of whatever reads ahead (nothing here)."""
-
     def finish(self) -> None:
         """Read to the end of the raw source (the tar's end blocks and padding), so a digest covers it all."""
         while self._step():
@@ -173,54 +167,3 @@ class _Decomp:
         except Exception as err:  # zlib.error, ZstdError: corrupt input
             raise LayerStreamError(f"the {self.kind} stream is corrupt: {err}") from None
 
-
-class PrefetchingDecoder(Decoder):
-    """A Decoder whose reading and inflating run in a thread ahead of the tar reader: zlib, zstd, hashlib and
-    socket reads release the GIL, so on two cores the per-member Python work of the layer merge hides behind
-    the inflate instead of adding to it. At most DEPTH stretches of output wait (DEPTH x 4 MiB)."""
-
-    DEPTH = 8
-
-    def __init__(self, raw: Callable[[int], bytes], digest: Digest | None = None) -> None:
-        super().__init__(raw, digest)
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(self.DEPTH)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._produce, name="ldfix-inflate", daemon=True)
-        self._thread.start()
-
-    def _produce(self) -> None:
-        try:
-            while not self._stop.is_set():
-                out = Decoder._step(self)
-                self._put(out)
-                if not out:
-                    return
-        except BaseException as err:  # handed to the reader, raised there
-            self._put(err)
-
-    def _put(self, item: bytes | BaseException) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def _step(self) -> bytes:
-        if self._done:
-            return b""
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            self._done = True
-            raise item
-        if not item:
-            self._done = True
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        self._thread.join()  # bounded: a blocked read ends within the stall timeout, a full queue in 0.2 s

@@ -173,15 +173,12 @@ def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
 
     reader = tarstream.Reader(decoder.read, decoder.skip)
     previous: tarstream.Member | None = None
-    try:
-        for m in tarstream.members(reader, on_data):
-            if record is not None and previous is not None:
-                record.append((previous, kept.pop(id(previous), None)))
-            apply_member(tree, m, layer, None)
-            previous = m
+    for m in tarstream.members(reader, on_data):
         if record is not None and previous is not None:
             record.append((previous, kept.pop(id(previous), None)))
-        decoder.finish()
-    finally:
-        decoder.close()
+        apply_member(tree, m, layer, None)
+        previous = m
+    if record is not None and previous is not None:
+        record.append((previous, kept.pop(id(previous), None)))
+    decoder.finish()
     return short

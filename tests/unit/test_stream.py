@@ -151,26 +151,3 @@ def test_zstd_decompressor_is_available() -> None:
 def test_member_path_fast_path_agrees_with_the_full_normalization(name: str) -> None:
     assert member_path(name) == normalize("/" + name)
 
-
-@pytest.mark.parametrize("damage", [None, "truncated", "corrupt"])
-def test_the_prefetching_decoder_merges_the_same_and_fails_the_same(damage: str | None) -> None:
-    from ldfix.image.decode import PrefetchingDecoder
-
-    blob = gzip.compress(_layer(FILES))
-    if damage == "truncated":
-        blob = blob[:len(blob) // 2]
-    elif damage == "corrupt":
-        blob = blob[:200] + bytes(500) + blob[700:]
-    plain = MergedTree()
-    threaded = MergedTree()
-    if damage is None:
-        add_stream_layer(plain, Decoder(_reader(blob)), ScanAll())
-        add_stream_layer(threaded, PrefetchingDecoder(_reader(blob)), ScanAll())
-        assert set(plain.nodes) == set(threaded.nodes)
-        assert all(threaded.read(p, 0, n.size) == plain.read(p, 0, n.size) for p, n in plain.nodes.items() if n.size)
-    else:
-        with pytest.raises((LayerStreamError, tarstream.TarError)):
-            add_stream_layer(threaded, PrefetchingDecoder(_reader(blob)), ScanAll())
-    import threading
-
-    assert not [t for t in threading.enumerate() if t.name == "ldfix-inflate"], "the inflate thread is gone"
