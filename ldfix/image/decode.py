@@ -11,7 +11,7 @@ from ldfix.image import tarstream
 
 GZIP = b"\x1f\x8b"
 ZSTD = b"\x28\xb5\x2f\xfd"
-CHUNK = 1 << 18  # compressed bytes asked of the source at a time
+CHUNK = 1 << 20  # compressed bytes asked of the source at a time
 OUT = 1 << 22  # most decompressed bytes produced per step
 
 

@@ -270,9 +270,10 @@ def member_path(name: str) -> str:
     return "/" + m.group(1) if m is not None else normalize("/" + name)
 
 
-def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object) -> None:
-    """Apply one member of layer `layer`; `loc` locates its data in that layer's Source."""
-    path = member_path(m.name)
+def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object, path: str | None = None) -> None:
+    """Apply one member of layer `layer`; `loc` locates its data in that layer's Source. `path`: the member's
+    image path when the caller has it already."""
+    path = path if path is not None else member_path(m.name)
     if path == "/":
         return
     parent, base = _split(path)

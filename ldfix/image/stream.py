@@ -48,6 +48,9 @@ class Sparse:
         return self.data[i][at:at + size]
 
 
+NOTHING = Sparse([])  # what is kept of the files a scan never reads (shared: Sparse is never changed)
+
+
 class KeptRanges:
     """A tree Source for streamed layers: `loc` is a Sparse."""
 
@@ -123,12 +126,12 @@ def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reade
     """(what is kept of the member, how many of its bytes were read, whether the policy got all it asked)."""
     size = m.size
     if size == 0:
-        return Sparse([]), 0, True
+        return NOTHING, 0, True
     if policy.whole(path, size):
         return Sparse([(0, r.exact(size))]), size, True
     magic = r.exact(min(4, size))
     if policy.head(path, size, magic) == 0:  # most files: four bytes say the scan never reads them
-        return Sparse([]), len(magic), True
+        return NOTHING, len(magic), True
     first = magic + r.exact(min(FIRST, size) - len(magic))
     want = min(policy.head(path, size, first), size)
     pieces = _Pieces()
@@ -160,8 +163,10 @@ def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
     short: list[str] = []
     kept: dict[int, Sparse] = {}
 
+    current = [""]  # the image path of the member being read (apply_member ran on it just before)
+
     def on_data(m: tarstream.Member, r: tarstream.Reader) -> int:
-        path = member_path(m.name)
+        path = current[0]
         sparse, used, complete = _keep(policy, path, m, r)
         node = tree.nodes.get(path)
         if node is not None and node.layer == layer and node.loc is None:
@@ -176,7 +181,8 @@ def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
     for m in tarstream.members(reader, on_data):
         if record is not None and previous is not None:
             record.append((previous, kept.pop(id(previous), None)))
-        apply_member(tree, m, layer, None)
+        current[0] = member_path(m.name)
+        apply_member(tree, m, layer, None, current[0])
         previous = m
     if record is not None and previous is not None:
         record.append((previous, kept.pop(id(previous), None)))

@@ -160,8 +160,9 @@ def members(r: Reader, on_data: Callable[[Member, Reader], int] | None = None) -
         pax = {}
         if kind in _REG_ALIASES:
             kind = REG
+        device = kind in ("3", "4")  # device numbers only matter (and are only read) for device nodes
         m = Member(name, kind, size if kind == REG else 0, _num(header[100:108]) & 0o7777, linkname, r.pos,
-                   _num(header[329:337]), _num(header[337:345]))
+                   _num(header[329:337]) if device else 0, _num(header[337:345]) if device else 0)
         yield m
         used = on_data(m, r) if on_data is not None and kind == REG else 0
         r.skip(_padded(size) - used)

@@ -13,7 +13,6 @@ rather than answering from wrong data."""
 from __future__ import annotations
 
 import contextlib
-import posixpath
 import re
 from collections.abc import Callable
 
@@ -48,7 +47,7 @@ class ScanKeep:
 
     def head(self, path: str, size: int, first: bytes) -> int:
         if first[:4] != b"\x7fELF":
-            return 64 if ".so" in posixpath.basename(path) else 0
+            return 64 if ".so" in path[path.rfind("/") + 1:] else 0
         try:
             seg = segments(lambda offset, n: first[offset:offset + n], first[:64])
         except ElfReadError:
