@@ -67,9 +67,13 @@ def lddtree_all(root: Path, files: list[str]) -> int:
     proc = subprocess.run([sys.executable, script, "-R", str(root), "--skip-non-elfs", *files],
                           capture_output=True, text=True)
     blocks = [line for line in proc.stdout.splitlines() if line and not line.startswith(" ")]
-    if proc.returncode != 0 or len(blocks) < len(files) * 0.9:
+    # lddtree exits 1 when it warned about some files; what matters is that it ran over (nearly) all of them
+    if "Traceback" in proc.stderr or len(blocks) < len(files) * 0.9:
         raise SystemExit(f"bench: lddtree did not run as a baseline (exit {proc.returncode}, {len(blocks)} of "
                          f"{len(files)} files listed): {proc.stderr[-800:]}")
+    if proc.returncode != 0:
+        print(f"lddtree exit {proc.returncode}: it listed {len(blocks)} of {len(files)} files "
+              f"({proc.stderr.count('warning:')} warnings)", file=sys.stderr)
     misses = 0  # a file's block starts at column 0; an unresolved dependency is an indented "NAME => None"
     block_missing = False
     for line in proc.stdout.splitlines():
