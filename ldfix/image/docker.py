@@ -18,7 +18,7 @@ from typing import Any
 
 from ldfix.errors import DaemonUnreachable, ImageAccessError
 from ldfix.image.base import DaemonImage, ImageView, config_from
-from ldfix.image.layers import merge_host_layers
+from ldfix.image.overlay2 import merge_host_layers
 from ldfix.image.refs import ImageRef, Platform
 
 SESSION = uuid.uuid4().hex[:16]

@@ -18,7 +18,7 @@ import stat as statmod
 from typing import IO, Protocol
 
 from ldfix.image import tarstream
-from ldfix.image.base import Kind, Stat, stat_of
+from ldfix.image.base import Kind, Stat
 from ldfix.image.pathwalk import normalize
 
 
@@ -195,8 +195,6 @@ class MergedTree:
         return self.sources[n.layer].read(n.loc, offset, size)
 
 
-# -- overlay2 layer directories -----------------------------------------------------------------------
-
 def _measure(n: Node) -> None:
     """A host file's size and mode, read when first asked for: most of an image's files never are."""
     try:
@@ -204,58 +202,6 @@ def _measure(n: Node) -> None:
         n.size, n.mode = st.st_size, statmod.S_IMODE(st.st_mode)
     except OSError:
         n.size = 0
-
-
-def _is_opaque(host_dir: str) -> bool:
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(host_dir, attr, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def add_host_layer(tree: MergedTree, root: str) -> None:
-    """Merge one overlay2 layer directory: one scandir walk, one opaque check per directory."""
-    layer = tree.new_layer(HostFiles())
-    stack = [("/", root)]
-    while stack:
-        path, host = stack.pop()
-        try:
-            entries = list(os.scandir(host))
-        except OSError:
-            continue
-        if path != "/" and _is_opaque(host):
-            tree.make_opaque(path, layer)
-        prefix = "/" if path == "/" else path + "/"
-        put = tree.put_child
-        for e in entries:
-            name = e.name
-            full = prefix + name
-            try:  # the kind comes from the directory entry itself; only odd files need an lstat
-                if e.is_symlink():
-                    put(path, name, full, Node(Kind.LINK, 0, 0o777, layer, None, os.readlink(e.path)))
-                elif e.is_dir(follow_symlinks=False):
-                    put(path, name, full, Node(Kind.DIR, 0, 0o755, layer))
-                    stack.append((full, e.path))
-                elif e.is_file(follow_symlinks=False):
-                    put(path, name, full, Node(Kind.FILE, -1, 0o644, layer, e.path))  # size read when needed
-                else:
-                    st = e.stat(follow_symlinks=False)
-                    if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                        tree.remove(full)  # an overlay2 whiteout
-                    else:
-                        put(path, name, full, Node(stat_of(st).kind, 0, statmod.S_IMODE(st.st_mode), layer))
-            except OSError:
-                continue
-
-
-def merge_host_layers(top_first: list[str]) -> MergedTree:
-    tree = MergedTree()
-    for root in reversed(top_first):
-        add_host_layer(tree, root)
-    return tree
 
 
 # -- layer tars (archives, OCI layouts, streams) ------------------------------------------------------

@@ -1,0 +1,63 @@
+"""overlay2 layer directories of a local Docker daemon, merged into one tree: one scandir walk per layer, the
+opaque marker read once per directory, a 0/0 character device taken as a whiteout, and a file's size read
+only when a reader asks (the kind comes from the directory entry itself)."""
+
+from __future__ import annotations
+
+import os
+import stat as statmod
+
+from ldfix.image.base import Kind, stat_of
+from ldfix.image.layers import HostFiles, MergedTree, Node
+
+
+def _is_opaque(host_dir: str) -> bool:
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(host_dir, attr, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def add_host_layer(tree: MergedTree, root: str) -> None:
+    """Merge one overlay2 layer directory: one scandir walk, one opaque check per directory."""
+    layer = tree.new_layer(HostFiles())
+    stack = [("/", root)]
+    while stack:
+        path, host = stack.pop()
+        try:
+            entries = list(os.scandir(host))
+        except OSError:
+            continue
+        if path != "/" and _is_opaque(host):
+            tree.make_opaque(path, layer)
+        prefix = "/" if path == "/" else path + "/"
+        put = tree.put_child
+        for e in entries:
+            name = e.name
+            full = prefix + name
+            try:  # the kind comes from the directory entry itself; only odd files need an lstat
+                if e.is_symlink():
+                    put(path, name, full, Node(Kind.LINK, 0, 0o777, layer, None, os.readlink(e.path)))
+                elif e.is_dir(follow_symlinks=False):
+                    put(path, name, full, Node(Kind.DIR, 0, 0o755, layer))
+                    stack.append((full, e.path))
+                elif e.is_file(follow_symlinks=False):
+                    put(path, name, full, Node(Kind.FILE, -1, 0o644, layer, e.path))  # size read when needed
+                else:
+                    st = e.stat(follow_symlinks=False)
+                    if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                        tree.remove(full)  # an overlay2 whiteout
+                    else:
+                        put(path, name, full, Node(stat_of(st).kind, 0, statmod.S_IMODE(st.st_mode), layer))
+            except OSError:
+                continue
+
+
+def merge_host_layers(top_first: list[str]) -> MergedTree:
+    tree = MergedTree()
+    for root in reversed(top_first):
+        add_host_layer(tree, root)
+    return tree
