@@ -21,8 +21,7 @@ from typing import Any
 from ldfix.diagnose.context import ScanContext
 from ldfix.diagnose.finding import Finding
 from ldfix.diagnose.rules import shadowed, transitive
-from ldfix.diagnose.rules.version_skew import FAMILIES
-from ldfix.diagnose.rules.version_skew import RULE as SKEW
+from ldfix.diagnose.rules.version_skew import skew_findings
 from ldfix.frameworks.detect import Install
 from ldfix.frameworks.requesters import Loaded, cuda_major, dlopen_names, elf_of, glob, preload_paths, wheel_release
 from ldfix.knowledge import cuda, release_row, wheel_for
@@ -53,28 +52,15 @@ def _preloaded(ctx: ScanContext, install: Install, name: str) -> str | None:
     return None
 
 
-def _skew(ctx: ScanContext, install: Install, closures: list[Closure], requester: str) -> list[Finding]:
+def _skew(install: Install, closures: list[Closure], requester: str) -> list[Finding]:
+    """VERSION_SKEW over everything one framework loads, with the nvidia-* wheel versions as releases."""
     loaded: dict[str, str] = {}
     for closure in closures:
         for o in closure.objects[1:]:
             if o.realpath:
                 loaded.setdefault(o.name, o.realpath)
-    out = []
-    for family, member in FAMILIES:
-        versions: dict[str, list[str]] = {}
-        for name, real in sorted(loaded.items()):
-            release = wheel_release(real, install.wheels) if member.match(name) else None
-            if release is not None:
-                versions.setdefault(release, []).append(f"{name} -> {real}")
-        if len(versions) > 1:
-            listed = "; ".join(f"{v}: {', '.join(n)}" for v, n in sorted(versions.items()))
-            out.append(_framework_finding(SKEW.finding(
-                f"{family} libraries of different releases are loaded together ({listed}): expect "
-                "CUDNN_STATUS_SUBLIBRARY_VERSION_MISMATCH or 'undefined symbol ... version' errors",
-                paths=tuple(p.split(" -> ")[1] for n in versions.values() for p in n),
-                evidence=tuple(p for n in versions.values() for p in n),
-                fix="make one release reachable first for the whole family"), install, requester))
-    return out
+    return [_framework_finding(f, install, requester)
+            for f in skew_findings(loaded, lambda real: wheel_release(real, install.wheels))]
 
 
 def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure, names: list[str], how: str,
@@ -164,7 +150,7 @@ def check_install(ctx: ScanContext, install: Install, env: Mapping[str, str]) ->
             result.findings += found
         result.findings += _cudnn_sublibs(ctx, install, closure, env, result)
         result.libraries += _nvrtc_builtins(ctx, closure)
-        result.findings += _skew(ctx, install, [c for _, c in result.closures], requester)
+        result.findings += _skew(install, [c for _, c in result.closures], requester)
     result.findings = list({(f.code, f.soname, f.message): f for f in result.findings}.values())
     result.libraries = list({(lib.soname, lib.requester, lib.how): lib for lib in result.libraries}.values())
     return result

@@ -97,17 +97,8 @@ class MergedTree:
     def put(self, path: str, node: Node) -> None:
         """Add an entry; a directory over a directory keeps what is below it (overlay semantics)."""
         self._parents(path)
-        old = self.nodes.get(path)
-        if old is not None:
-            if node.kind is Kind.DIR and old.kind is Kind.DIR:
-                self.nodes[path] = node
-                return
-            self.remove(path)
-        self.nodes[path] = node
         parent, base = _split(path)
-        self.children[parent].add(base)
-        if node.kind is Kind.DIR:
-            self.children.setdefault(path, set())
+        self.put_child(parent, base, path, node)
 
     def put_child(self, parent: str, name: str, path: str, node: Node) -> None:
         """`put` for a walk that already made `parent` a directory of this tree (no parent checks)."""

@@ -42,7 +42,8 @@ def check(ctx: ScanContext) -> list[Finding]:
     out = []
     walker = ctx.walker
     mounted = cuda().runtime_mount_dirs  # /usr/local/nvidia/lib64: the NVIDIA runtime mounts it at run time
-    for conf in parse_conf(walker):
+    confs = parse_conf(walker)
+    for conf in confs:
         if SHIPPED.match(posixpath.basename(conf.source)):
             continue  # glibc's own (x86_64-linux-gnu.conf names /usr/local/lib/x86_64-linux-gnu, often absent)
         if conf.path.startswith("/") and conf.path.rstrip("/") not in mounted and not walker.is_dir(conf.path):
@@ -52,7 +53,7 @@ def check(ctx: ScanContext) -> list[Finding]:
                                     fix="create the directory before RUN ldconfig, or name the one that holds "
                                         "the libraries"))
     conf_dir = "/etc/ld.so.conf.d"
-    named = {c.source for c in parse_conf(walker)}
+    named = {c.source for c in confs}
     for name in sorted(walker.listdir(conf_dir)):
         path = posixpath.join(conf_dir, name)
         found = walker.stat(path)

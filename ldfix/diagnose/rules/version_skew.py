@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable, Mapping
 
 from ldfix.diagnose.context import ScanContext
 from ldfix.diagnose.finding import Finding, Severity
@@ -19,17 +20,16 @@ def release_of(realpath: str) -> str | None:
     return m.group(1) if m else None
 
 
-def check(ctx: ScanContext) -> list[Finding]:
+def skew_findings(loaded: Mapping[str, str], release: Callable[[str], str | None]) -> list[Finding]:
+    """VERSION_SKEW for each family whose members (soname -> realpath, as loaded together) come from more than
+    one release; `release` says which release a file belongs to."""
     out = []
-    loaded = {o.name: o.realpath for o in ctx.closure.objects[1:] if o.realpath}
     for family, member in FAMILIES:
         versions: dict[str, list[str]] = {}
         for name, real in sorted(loaded.items()):
-            if not member.match(name):
-                continue
-            release = release_of(real)
-            if release is not None:
-                versions.setdefault(release, []).append(f"{name} -> {real}")
+            version = release(real) if member.match(name) else None
+            if version is not None:
+                versions.setdefault(version, []).append(f"{name} -> {real}")
         if len(versions) > 1:
             listed = "; ".join(f"{v}: {', '.join(names)}" for v, names in sorted(versions.items()))
             out.append(RULE.finding(
@@ -40,6 +40,10 @@ def check(ctx: ScanContext) -> list[Finding]:
                 fix="make one release reachable first for all of them (one LD_LIBRARY_PATH directory, or remove "
                     "the older copy)"))
     return out
+
+
+def check(ctx: ScanContext) -> list[Finding]:
+    return skew_findings({o.name: o.realpath for o in ctx.closure.objects[1:] if o.realpath}, release_of)
 
 
 RULE = Rule(
