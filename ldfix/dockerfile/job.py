@@ -16,8 +16,8 @@ from ldfix.diagnose.scan import ScanOptions
 from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, stage_findings, syntax_findings
 from ldfix.dockerfile.model import Analysis, StageEnv, analyze, apply_onbuild, evaluate
 from ldfix.dockerfile.parser import Dockerfile, parse
-from ldfix.dockerfile.patch import apply, plan
 from ldfix.dockerfile.result import Options, PatchResult
+from ldfix.dockerfile.settle import Relint, same, settle
 from ldfix.errors import InputFileError, LdfixError, UsageError
 from ldfix.fix.verify import Check, env_for
 from ldfix.image.base import ImageView
@@ -134,20 +134,22 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
         scan_env = env
         report, facts = scanner.scan_view(scanned, oracle, scan_options, env, None)
         result.scan = report
-        result.findings += _not_already_linted(list(report.findings), stage_env)
+        result.findings += _not_already_linted(list(report.findings), stage_env, result.findings)
         fix = report.fix
         add = list(fix.ld_library_path_add) if fix and fix.kind is FixKind.ENV else []
         run_lines = list(fix.run_lines) if fix and fix.kind is FixKind.LDCONFIG else []
-        result.plan = plan(an, stage, lint, add, run_lines, user, _reason(report))
+        result.plan, patched = settle(an, stage, lint, add, run_lines, Relint(opts, base_env, wd, user, display),
+                                      _reason(report), result.notes)
     else:
-        result.plan = plan(an, stage, lint, [], [], user)
+        result.plan, patched = settle(an, stage, lint, [], [], Relint(opts, base_env, wd, user, display), "",
+                                      result.notes)
         if opts.base_env is not None:
             result.notes.append("--base-env given: no image was scanned; only the Dockerfile's own LD_LIBRARY_PATH "
                                 "lines were checked and repaired")
     result.after = list(result.findings)
     if not result.plan.changed:
         return result
-    result.new = apply(df, result.plan.edits)
+    result.new = patched
     recheck = Recheck(opts, base_env, wd, user, scanned, oracle, facts, built, scanner, scan_options, scan_env)
     result.verified = _recheck(result, recheck)
     if result.verified is False:
@@ -185,14 +187,15 @@ def _open_images(path: str, opts: Options, base: str | None, opener: Opener, res
     return base_view, scanned, oracle
 
 
-def _not_already_linted(findings: list[Finding], stage_env: StageEnv) -> list[Finding]:
-    """The scan's findings, less its LD_LIBRARY_PATH entry findings for entries this Dockerfile wrote itself:
-    the lint already reports those on their lines."""
+def _not_already_linted(findings: list[Finding], stage_env: StageEnv, linted: list[Finding]) -> list[Finding]:
+    """The scan's findings, less its LD_LIBRARY_PATH entry findings for entries this Dockerfile wrote itself
+    or that the lint reported as inherited: the lint already reports those on their lines."""
     written = [step.assignment.raw for step in stage_env.steps if step.assignment.key == KEY]
+    on_lines = {f.paths[0] for f in linted if f.file and f.paths}
     out = []
     for f in findings:
         entry_finding = f.soname is None and f.code in ENTRY_CODES and f.paths
-        if entry_finding and any(f.paths[0] and f.paths[0] in raw for raw in written):
+        if entry_finding and (f.paths[0] in on_lines or any(f.paths[0] and f.paths[0] in raw for raw in written)):
             continue
         out.append(f)
     return out
@@ -242,9 +245,10 @@ def _recheck(result: PatchResult, rc: Recheck) -> bool | None:
     after = _lint_findings(lint_steps(env2, result.path, env2.working_dir, df2.escape, df2))
     after += stage_findings(an2, stage2, result.path, user)
     result.after = after
-    if any(f.severity is Severity.ERROR for f in after):
-        result.notes.append("the repaired line still has findings: " + "; ".join(
-            f.message for f in after if f.severity is Severity.ERROR))
+    had = {same(f) for f in result.findings}
+    new_errors = [f for f in after if f.severity is Severity.ERROR and same(f) not in had]
+    if new_errors:
+        result.notes.append("the patched file has new findings: " + "; ".join(f.message for f in new_errors))
         return False
     if scanned is None or result.scan is None:
         return None

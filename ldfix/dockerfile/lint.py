@@ -4,31 +4,18 @@ LD_LIBRARY_PATH assignments that cannot do what their author meant (LDPATH_BAD, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 
 from ldfix.diagnose.finding import Finding, Severity
 from ldfix.diagnose.rules import BY_CODE
 from ldfix.diagnose.rules.dockerfile_syntax import RULE as SYNTAX
-from ldfix.diagnose.rules.ldpath_bad import GUARD as GUARD_FIX
-from ldfix.diagnose.rules.ldpath_bad import entry_problem
 from ldfix.diagnose.rules.stale_cache import RULE as STALE
-from ldfix.dockerfile.model import ROOT_USERS, Analysis, EnvStep, Stage, StageEnv, env_assignments
-from ldfix.dockerfile.parser import Dockerfile, Instruction, ParseError
-from ldfix.dockerfile.shell import ShellError, expand
-from ldfix.loader.env import in_dir_named, split_ld_library_path
+from ldfix.dockerfile.model import ROOT_USERS, Analysis, Stage, env_assignments
+from ldfix.dockerfile.parser import ParseError
+from ldfix.dockerfile.pragmas import key_position, suppressed
+from ldfix.dockerfile.steplint import KEY, StepFindings, lint_steps
 
-KEY = "LD_LIBRARY_PATH"
-SELF_REF = re.compile(r"\$(\{)?LD_LIBRARY_PATH\b")
-GUARDED = re.compile(r"\$\{LD_LIBRARY_PATH:?\+")
-UNKNOWN = "/ldfix-base-value-unknown"
+__all__ = ["KEY", "StepFindings", "key_position", "lint_steps", "stage_findings", "suppressed", "syntax_findings"]
 EXPORT = re.compile(rf"(?:^|[;&|(\s])export\s+{KEY}=")
-
-
-@dataclass
-class StepFindings:
-    step: EnvStep
-    findings: list[Finding]
-    repairable: bool  # a finding the patch repairs in place (stray text, empty entry, legacy form, compat/stubs)
 
 
 def syntax_findings(an: Analysis, path: str) -> list[Finding]:
@@ -58,128 +45,23 @@ def syntax_findings(an: Analysis, path: str) -> list[Finding]:
     return sorted(out, key=lambda f: f.line or 0)
 
 
-def _entries(value: str) -> list[str]:
-    return split_ld_library_path(value) or []
-
-
-KEY_AT = re.compile(rf"(?<![$\w{{]){KEY}(?==|[ \t])")  # the key, not a $LD_LIBRARY_PATH reference
-PRAGMA = re.compile(r"#\s*ldfix\s+ignore\s*=\s*([A-Z_,\s]+)", re.I)
-KEEP = re.compile(r"#.*\bkeep\b.*\b(compat|stubs?)\b", re.I)
-
-
-def key_position(df: Dockerfile | None, instr: Instruction) -> tuple[int, int | None]:
-    """(physical line, 1-based column) of the LD_LIBRARY_PATH key in an instruction that spans lines."""
-    if df is None:
-        return instr.start, None
-    for number in range(instr.start, instr.end + 1):
-        m = KEY_AT.search(df.text(number, number))
-        if m is not None:
-            return number, m.start() + 1
-    return instr.start, None
-
-
-def suppressed(df: Dockerfile | None, line: int, code: str) -> bool:
-    """A `# ldfix ignore=CODE` pragma, or a comment saying the compat / stubs entry is kept on purpose, in the
-    comment block right above the instruction (Dockerfile comments are whole lines)."""
-    if df is None:
-        return False
-    number = line - 1
-    while number >= 1:
-        text = df.text(number, number).strip()
-        if not text.startswith("#"):
-            break
-        m = PRAGMA.search(text)
-        if m and code in {c.strip().upper() for c in m.group(1).split(",")}:
-            return True
-        keep = KEEP.search(text)
-        if keep and code == ("COMPAT" if keep.group(1).lower() == "compat" else "STUB"):
-            return True
-        number -= 1
-    return False
-
-
-def lint_steps(stage_env: StageEnv, path: str, working_dir: str, escape: str = "\\",
-               df: Dockerfile | None = None) -> list[StepFindings]:
-    out = []
-    for step in stage_env.steps:
-        if step.assignment.key != KEY:
-            continue
-        linted = _lint(step, stage_env.base_known, path, working_dir, escape, key_position(df, step.assignment.instr))
-        start = step.assignment.instr.start
-        kept = [f for f in linted.findings if not suppressed(df, start, f.code)]
-        if len(kept) < len(linted.findings) and not kept:
-            linted.repairable = False  # what the line does is meant: nothing to repair
-        linted.findings = kept
-        out.append(linted)
-    return out
-
-
-def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: str,
-          where: tuple[int, int | None]) -> StepFindings:
-    a = step.assignment
-    line, column = where
-    found: list[Finding] = []
-    repairable = False
-
-    def add(code: str, severity: Severity | None, message: str, fix: str, repair: bool = True) -> None:
-        nonlocal repairable
-        found.append(replace(BY_CODE[code].finding(message, severity, file=path, line=line,
-                                                   evidence=(f"{KEY}={step.after}",), fix=fix), column=column))
-        repairable = repairable or repair
-
-    if a.legacy:
-        add("LDPATH_BAD", None, f"legacy 'ENV {KEY} value' form: everything after the first space is the "
-            "value, '#' and spaces included", f'write ENV {KEY}="..." (key=value form, double quotes)')
-    refs_self = SELF_REF.search(a.raw) is not None
-    unguarded = refs_self and GUARDED.search(a.raw) is None
-    if unguarded and not base_known:
-        add("LDPATH_BAD", None, f"${KEY} is used without a guard: if the base image does not set it, the "
-            "value gets an empty entry (= the working directory)", f"use the {GUARD_FIX} guard", repair=False)
-    value = step.after
-    if not base_known and step.before is None and refs_self:
-        # the base image's value is unknown: judge the entries as if it were set (the guard warning covers unset)
-        try:
-            value = expand(a.raw, {**step.scope, KEY: UNKNOWN}, escape)
-        except ShellError:
-            value = step.after
-    for entry in _entries(value):
-        if entry == UNKNOWN:
-            continue
-        problem = entry_problem(entry, working_dir)
-        if problem is not None:
-            message = problem.message
-            if entry == "" and unguarded and not step.before:
-                message += f" (${KEY} is unset or empty before this line, so it expands to nothing)"
-            add("LDPATH_BAD", problem.severity, message, problem.fix, repair=problem.severity is Severity.ERROR)
-        elif in_dir_named(entry, "compat"):
-            add("COMPAT", None, f"{entry} (CUDA forward-compatibility directory) is on {KEY}: its libcuda.so.1 "
-                "overrides the driver's", f"remove {entry}; the NVIDIA runtime mounts the driver")
-        elif in_dir_named(entry, "stubs"):
-            add("STUB", None, f"{entry} (link-time stubs) is on {KEY}: a stub libcuda.so.1 fails at run time",
-                f"remove {entry}; stubs are for linking only")
-    if not refs_self and step.before:
-        dropped = [e for e in _entries(step.before) if e and e not in _entries(step.after)]
-        if dropped:
-            add("LDPATH_BAD", None, f"this ENV drops the inherited {KEY} entries {', '.join(dropped)}",
-                f"keep them with the {GUARD_FIX} guard, or confirm they are not needed", repair=False)
-    return StepFindings(step, found, repairable)
-
-
 def stage_findings(an: Analysis, target: Stage, path: str, base_user: str = "") -> list[Finding]:
     """Findings about the stage graph and the instructions around the library path, on their lines:
     an LD_LIBRARY_PATH set only in a stage the target does not build FROM (COPY --from copies files, never
     ENV), and a `RUN ldconfig` that runs as a non-root USER (it cannot rewrite /etc/ld.so.cache)."""
     out: list[Finding] = []
     chain = {st.index for st in an.chain(target)}
+    target_sets = any(instr.name == "env" and any(a.key == KEY for a in env_assignments(instr, an.df.escape)[0])
+                      for st in an.chain(target) for instr in st.body)
     for st in an.stages:
-        if st.index in chain:
+        if st.index in chain or target_sets:
             continue
         for instr in st.body:
             if instr.name == "env" and any(a.key == KEY for a in env_assignments(instr, an.df.escape)[0]):
                 label = f"stage '{st.name}'" if st.name else f"stage {st.index}"
                 out.append(BY_CODE["LDPATH_BAD"].finding(f"{KEY} is set in {label}, which the target stage does "
                                    "not build FROM: it does not reach the final image (COPY --from copies files, "
-                                   "not ENV)", file=path, line=instr.start,
+                                   "not ENV)", Severity.INFO, file=path, line=key_position(an.df, instr)[0],
                                    fix="set it in the target stage (ldfix patch does that when a library needs it)"))
     user = base_user
     for st in an.chain(target):

@@ -87,15 +87,15 @@ def _trim_newline(line: str) -> str:
     return line.rstrip("\r\n")
 
 
-def _is_comment(line: str) -> bool:
+def is_comment(line: str) -> bool:
     return _trim_newline(line).lstrip(GO_SPACE).startswith("#")
 
 
-def _is_blank(line: str) -> bool:
+def is_blank(line: str) -> bool:
     return _trim_newline(line).strip(GO_SPACE) == ""
 
 
-def _continuation(escape: str) -> re.Pattern[str]:
+def continuation_pattern(escape: str) -> re.Pattern[str]:
     e = re.escape(escape)
     return re.compile(rf"([^{e}]){e}[ \t]*$|^{e}[ \t]*$")
 
@@ -130,7 +130,7 @@ def parse(data: bytes) -> Dockerfile:
     instructions: list[Instruction] = []
     directives_done = False
     directive_end = 0
-    regex = _continuation(escape)
+    regex = continuation_pattern(escape)
     i = 0  # index of the next physical line
     n = len(texts)
 
@@ -152,7 +152,7 @@ def parse(data: bytes) -> Dockerfile:
                 errors.append(ParseError(lineno, f"invalid escape token '{value}' does not match ` or \\"))
             else:
                 escape = value
-                regex = _continuation(escape)
+                regex = continuation_pattern(escape)
 
     while i < n:
         raw = texts[i]
@@ -162,7 +162,7 @@ def parse(data: bytes) -> Dockerfile:
             errors.append(ParseError(lineno, f"dockerfile line greater than max allowed size of {MAX_LINE - 1}"))
             break
         directive(raw, lineno)
-        if _is_comment(raw):
+        if is_comment(raw):
             continue
         line = _trim_newline(raw).lstrip(GO_SPACE)
         m = regex.search(line)
@@ -175,9 +175,9 @@ def parse(data: bytes) -> Dockerfile:
         while not end_of_line and i < n:
             raw = texts[i]
             i += 1
-            if _is_comment(raw):
+            if is_comment(raw):
                 continue
-            if _is_blank(raw):
+            if is_blank(raw):
                 continue
             cont = _trim_newline(raw)
             m = regex.search(cont)

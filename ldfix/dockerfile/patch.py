@@ -1,10 +1,12 @@
 """Turning a verified fix into Dockerfile lines, spliced in without touching any other line.
 
-Two kinds of edit: an LD_LIBRARY_PATH ENV that has a finding is rewritten in place (only its own lines, in
-key=value form with double quotes, its stray text and empty entries gone, its self-reference guarded); the
-directories the scan found missing are prepended there when that instruction is the stage's last
-LD_LIBRARY_PATH assignment, or else go into one new ENV line after the target stage's last ENV (after its FROM
-and ARGs when it has none). `RUN ldconfig` fixes go after the stage's last RUN/COPY/ADD, as root."""
+Two kinds of edit: an LD_LIBRARY_PATH ENV that has a finding is edited in place, entry by entry, in its own
+layout (continuation lines, indentation, quotes, variable references and conditional expansions stay as
+written; only the entries the findings are about go or lose their stray text; a legacy `ENV K value` becomes
+`ENV K=value`; a bare self-reference next to other entries gets its guard); the directories the scan found
+missing are prepended there when that instruction is the stage's last LD_LIBRARY_PATH assignment, or else go
+into one new ENV line after the target stage's last ENV (after its FROM and ARGs when it has none).
+`RUN ldconfig` fixes go after the stage's last RUN/COPY/ADD, as root."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from ldfix.dockerfile.lint import KEY, StepFindings
-from ldfix.dockerfile.model import ROOT_USERS, Analysis, Assignment, Stage, env_assignments
+from ldfix.dockerfile.entries import PLAIN_SELF, apply_spans
+from ldfix.dockerfile.model import ROOT_USERS, Analysis, Stage, env_assignments
 from ldfix.dockerfile.parser import Dockerfile, Instruction
-from ldfix.dockerfile.shell import ShellError, expand
-from ldfix.loader.env import SAFE_DIR, in_dir_named
+from ldfix.dockerfile.splice import rewrite
+from ldfix.dockerfile.steplint import KEY, StepFindings
+from ldfix.dockerfile.words import word_spans
 
-SELF = "\x00ldfix-self\x00"
+LEGACY = re.compile(r"^[ \t]*(\S+)([ \t\r\n\v\f]+)")
 
 
 @dataclass
@@ -51,64 +54,40 @@ def _kw(df: Dockerfile, name: str) -> str:
     return name.lower() if keyword_case(df) else name.upper()
 
 
-def _render_value(items: list[str]) -> str:
-    """Entries joined with ':'; SELF becomes the guard that adds the old value only when it is non-empty."""
-    out = ""
-    pending_self = False
-    for item in items:
-        if item == SELF:
-            pending_self = True
-            continue
-        if pending_self:
-            out += f"${{{KEY}:+:${{{KEY}}}}}:" + item if out else f"${{{KEY}:+${{{KEY}}}:}}" + item
-            pending_self = False
-        else:
-            out += (":" if out else "") + item
-    if pending_self:
-        out += f"${{{KEY}:+:${{{KEY}}}}}" if out else f"${{{KEY}}}"
-    return out
+def _value_offset(instr: Instruction, sf: StepFindings, escape: str) -> tuple[int, list[tuple[int, int, str]]] | None:
+    """Where the assignment's raw value starts in the instruction's arguments, and the extra edit that turns a
+    legacy `KEY value` into `KEY=value`."""
+    a = sf.step.assignment
+    if a.legacy:
+        m = LEGACY.match(instr.args)
+        if m is None or not instr.args[m.end():].startswith(a.raw):
+            return None
+        return m.end(), ([(m.end(1), m.end(), "=")] if sf.to_key_value else [])
+    assignments, _ = env_assignments(instr, escape)
+    nth = next((n for n, x in enumerate(assignments) if x is a or (x.key == a.key and x.raw == a.raw)), None)
+    words = word_spans(instr.args, escape)
+    if nth is None or nth >= len(words) or words[nth][0] != f"{a.key}={a.raw}":
+        return None
+    return words[nth][1] + len(a.key) + 1, []
 
 
-def repaired_value(a: Assignment, scope: dict[str, str], escape: str, prepend: list[str]) -> tuple[str, list[str]]:
-    """The value an LD_LIBRARY_PATH assignment should have: `prepend` first, then its own entries cleaned, the
-    self-reference kept (guarded) where it was. Returns (value text for double quotes, dropped entries)."""
-    try:
-        expanded = expand(a.raw, {**scope, KEY: SELF}, escape)
-    except ShellError:
-        expanded = a.raw
-    items: list[str] = list(prepend)
-    dropped: list[str] = []
-    seen_self = False
-    for raw in re.split(r"[:;]", expanded):
-        entry = raw.split("#", 1)[0].strip().strip("'\"`").strip()
-        if entry in (SELF, "$" + KEY, "${" + KEY + "}"):  # the literal forms: quoting kept what was meant
-            if not seen_self:
-                items.append(SELF)
-                seen_self = True
-            continue
-        if SELF in entry or not entry or not SAFE_DIR.match(entry) or in_dir_named(entry, "compat") \
-                or in_dir_named(entry, "stubs"):
-            if raw:
-                dropped.append(raw.replace(SELF, f"${KEY}"))
-            continue
-        if entry != "/" and entry.endswith("/"):
-            entry = entry.rstrip("/")
-        if entry not in items:
-            items.append(entry)
-    return _render_value(items), dropped
-
-
-def _instruction_line(df: Dockerfile, instr: Instruction, assignments: list[Assignment], new_value: str,
-                      target: Assignment) -> str:
-    indent = re.match(r"[ \t]*", df.text(instr.start, instr.start)).group(0)  # type: ignore[union-attr]
-    words = []
-    for a in assignments:
-        if a is target:
-            words.append(f'{KEY}="{new_value}"')
-        else:
-            words.append(f"{a.key}={a.raw}")
-    flags = "".join(f"{f} " for f in instr.flags)
-    return f"{indent}{instr.keyword} {flags}{' '.join(words)}"
+def rewritten(df: Dockerfile, sf: StepFindings, prepend: list[str]) -> tuple[list[str], str] | None:
+    """The assignment's instruction with its findings' entry edits applied, in its own layout, and the new raw
+    value. An instruction left with nothing but `LD_LIBRARY_PATH=$LD_LIBRARY_PATH` goes (no lines)."""
+    instr = sf.step.assignment.instr
+    where = _value_offset(instr, sf, df.escape)
+    spans = sf.spans(prepend)
+    if where is None or spans is None:
+        return None
+    at, extra = where
+    new_raw = apply_spans(sf.step.assignment.raw, spans)
+    lines = rewrite(df, instr, extra + [(at + x, at + y, t) for x, y, t in spans])
+    if lines is None:
+        return None
+    assignments, _ = env_assignments(instr, df.escape)
+    if len(assignments) == 1 and (PLAIN_SELF.match(new_raw) or (not new_raw and not sf.step.before)):
+        return [], new_raw
+    return lines, new_raw
 
 
 def _insert_point(stage: Stage) -> int:
@@ -138,7 +117,10 @@ def _user_at(an: Analysis, stage: Stage, line: int, base_user: str) -> str:
 
 
 def plan(an: Analysis, stage: Stage, lint: list[StepFindings], add_dirs: list[str], run_lines: list[str],
-         base_user: str = "", reason: str = "") -> Plan:
+         base_user: str = "", reason: str = "", skip: frozenset[int] = frozenset()) -> Plan:
+    """The edits: each repairable LD_LIBRARY_PATH instruction (except those starting on a line in `skip`)
+    rewritten entry by entry in its own layout, the missing directories in front of the target stage's last
+    assignment when that one is rewritten anyway (else on a new ENV line), and the RUN lines."""
     df = an.df
     edits: list[Edit] = []
     repaired: list[int] = []
@@ -149,27 +131,30 @@ def plan(an: Analysis, stage: Stage, lint: list[StepFindings], add_dirs: list[st
     for sf in steps:
         if sf.step.stage == stage.index:
             last_in_target = sf
-    fold = last_in_target is not None and last_in_target.repairable and bool(add_dirs)
+    fold = last_in_target is not None and last_in_target.repairable and bool(add_dirs) and \
+        last_in_target.step.assignment.instr.start not in skip
     env_line = None
+    folded = False
     done: set[int] = set()
     for sf in steps:
-        if not sf.repairable or sf.step.assignment.instr.start in done:
+        instr = sf.step.assignment.instr
+        if not sf.repairable or instr.start in done or instr.start in skip:
             continue
-        a = sf.step.assignment
-        instr = a.instr
         done.add(instr.start)
         prepend = add_dirs if (fold and sf is last_in_target) else []
-        value, gone = repaired_value(a, sf.step.scope, df.escape, prepend)
-        dropped += gone
-        assignments, _ = env_assignments(instr, df.escape)
-        line = _instruction_line(df, instr, assignments, value, next(x for x in assignments if x.raw == a.raw
-                                                                      and x.key == a.key))
-        edits.append(Edit(instr.start - 1, instr.end - instr.start + 1, [line]))
+        got = rewritten(df, sf, prepend)
+        if got is None:
+            continue
+        lines, new_raw = got
+        found = sf.found or []
+        dropped += [found[c.index].text for c in sf.changes if c.text is None]
+        edits.append(Edit(instr.start - 1, instr.end - instr.start + 1, lines))
         repaired.append(instr.start)
         if sf is last_in_target:
-            env_line = f'ENV {KEY}="{value}"'
+            env_line = f"ENV {KEY}={new_raw}"
+            folded = bool(prepend)
     inserted = None
-    if add_dirs and not fold:
+    if add_dirs and not folded:
         at = _insert_point(stage)
         dirs = ":".join(add_dirs)
         line = f'{_kw(df, "env")} {KEY}="{dirs}${{{KEY}:+:${{{KEY}}}}}"'

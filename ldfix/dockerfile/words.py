@@ -62,8 +62,14 @@ def _shell_words(text: str) -> list[str]:
 def parse_words(rest: str, escape: str) -> list[str]:
     """BuildKit's parseWords: split on whitespace, honouring quotes and the escape token; quotes and escapes
     stay in the words (the shell lexer removes them later)."""
+    return [word for word, _, _ in word_spans(rest, escape)]
+
+
+def word_spans(rest: str, escape: str) -> list[tuple[str, int, int]]:
+    """parse_words with each word's [start, end) offsets in `rest` (an edit can then change one word only)."""
     in_spaces, in_word, in_quote = 0, 1, 2
-    words: list[str] = []
+    words: list[tuple[str, int, int]] = []
+    begin = 0
     phase = in_spaces
     word = ""
     quote = ""
@@ -79,15 +85,16 @@ def parse_words(rest: str, escape: str) -> list[str]:
                 pos += 1
                 continue
             phase = in_word
+            begin = pos
         if pos == n:
             if blank_ok or word:
-                words.append(word)
+                words.append((word, begin, pos))
             break
         if phase == in_word:
             if ch.isspace():
                 phase = in_spaces
                 if blank_ok or word:
-                    words.append(word)
+                    words.append((word, begin, pos))
                 word, blank_ok = "", False
                 pos += 1
                 continue
