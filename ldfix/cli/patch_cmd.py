@@ -139,12 +139,7 @@ def _write_files(result: PatchResult, dockerfile: str, write: bool, overlay: str
 
 
 def _unchanged(result: PatchResult, dockerfile: str, fail_on: FailOn) -> str:
-    """What to say when nothing is edited: "no change needed" only when nothing at or above --fail-on stays."""
-    left = result.unfixed(fail_on)
-    if not left:
-        return f"{dockerfile}: no change needed"
-    codes = ", ".join(sorted({f.code for f in left}))
-    return f"{dockerfile}: not changed; no edit of this file fixes what remains at or above --fail-on ({codes})"
+    return f"{dockerfile}: {result.unchanged_words(fail_on)}"
 
 
 def _text(result: PatchResult, fmt: Format | None, mode: str, dockerfile: str, overlay: str | None,
@@ -165,8 +160,11 @@ def _text(result: PatchResult, fmt: Format | None, mode: str, dockerfile: str, o
         sys.stderr.write((f"{dockerfile}: needs a change (ldfix patch --write {dockerfile})" if result.changed
                           else _unchanged(result, dockerfile, fail_on)) + "\n")
     elif mode == "write":
-        sys.stderr.write((f"{dockerfile}: patched" if result.changed else _unchanged(result, dockerfile, fail_on))
-                         + "\n")
+        left = result.unfixed(fail_on)
+        remain = (f"; {len(left)} finding(s) at or above --fail-on remain ("
+                  f"{', '.join(sorted({f.code for f in left}))}), which no edit of this file removes") if left else ""
+        sys.stderr.write((f"{dockerfile}: patched{remain}" if result.changed else _unchanged(result, dockerfile,
+                                                                                          fail_on)) + "\n")
     elif mode == "overlay":
         sys.stderr.write(f"wrote {overlay}\n" if result.changed else _unchanged(result, dockerfile, fail_on)
                          + f"; {overlay} not written\n")

@@ -87,6 +87,7 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
     result = PatchResult(display, stage.name if stage and stage.name else ("final" if stage else None), base,
                          findings, None, data, data, None, None)
     result.from_line = an.chain(stage)[0].from_instr.start if stage else None
+    result.fail_on = opts.fail_on
     if findings or stage is None:
         # Docker would reject the file: report, lint what can be linted, never edit
         if stage is not None:

@@ -36,6 +36,7 @@ class PatchResult:
     notes: list[str] = field(default_factory=list)
     after: list[Finding] = field(default_factory=list)  # what would be reported for the patched file
     from_line: int | None = None  # the FROM line of the external base the target stage builds on
+    fail_on: FailOn = FailOn.ERROR
 
     @property
     def changed(self) -> bool:
@@ -48,6 +49,17 @@ class PatchResult:
     def unfixed(self, fail_on: FailOn) -> list[Finding]:
         """Findings at or above fail_on that would remain after the change (all of them when nothing changes)."""
         return [f for f in self.after if fail_on.blocks(f.severity)]
+
+    def unchanged_words(self, fail_on: FailOn | None = None) -> str:
+        """What to say when nothing is edited: "no change needed" only when nothing at or above --fail-on
+        stays; else which findings stay and why no edit of this file removes them."""
+        left = self.unfixed(fail_on or self.fail_on)
+        if not left:
+            return "no change needed"
+        where = "; ".join(f"{f.code} {'line ' + str(f.line) if f.file else f.soname or 'image'}" for f in left[:6])
+        more = f" and {len(left) - 6} more" if len(left) > 6 else ""
+        return (f"not changed, {len(left)} finding(s) at or above --fail-on remain ({where}{more}): no edit of "
+                "this file removes them; each finding's fix says what to do")
 
     def overlay(self, image: str) -> str:
         lines = [f"FROM {image}"]

@@ -82,7 +82,7 @@ def render_text(result: PatchResult) -> str:
     out += [summary] if summary else []
     out += [f"note: {n}" for n in result.notes]
     out.append("")
-    out.append(result.diff or "no change needed\n")
+    out.append(result.diff or result.unchanged_words() + "\n")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -105,7 +105,8 @@ def render_markdown(result: PatchResult) -> str:
                     False: "not verified"}[result.verified]
         out += [f"### Change ({verified})", "", "```diff", result.diff.rstrip("\n"), "```", ""]
     else:
-        out += ["No change needed.", ""]
+        words = result.unchanged_words()
+        out += [words[0].upper() + words[1:] + ".", ""]
     for n in result.notes:
         out.append(f"> {n}")
     return "\n".join(out).rstrip("\n") + "\n"
