@@ -120,7 +120,8 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
                                 "file's first instruction")
     stage_env = evaluate(an, stage, base_env, opts.build_args, wd, user)
     lint = lint_steps(stage_env, display, stage_env.working_dir, df.escape, df)
-    result.findings += _lint_findings(lint) + stage_findings(an, stage, display, user)
+    result.findings += sorted(_lint_findings(lint) + stage_findings(an, stage, display, user),
+                              key=lambda f: (f.line or 0, f.column or 0))
 
     report = None
     facts = None

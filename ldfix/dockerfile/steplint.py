@@ -82,7 +82,7 @@ def _droppable(code: str, severity: Severity | None, entry: str) -> bool:
     """Whether dropping the entry is the fix (not a matter of taste): junk, empty, compat, stubs, headers."""
     if code != "LDPATH_BAD":
         return True
-    return severity is Severity.ERROR or bool(re.search(r"/(include|bin|share/doc)/?$", entry))
+    return severity is Severity.ERROR or bool(re.search(r"/include(/|$)|/(bin|share/doc)/?$", entry))
 
 
 @dataclass
@@ -159,10 +159,13 @@ def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: 
     single = len(raw) >= 2 and raw[0] == raw[-1] == "'" and raw.count("'") == 2 and refs_self
     stands = SELF if step.before or not base_known else step.before  # known and unset or empty: itself
     sf.found = found = entries(raw, step.scope, escape, stands) if raw else []
-    if a.legacy:
-        sf.to_key_value = True
-        add("LDPATH_BAD", None, f"legacy 'ENV {KEY} value' form: everything after the first space is the value, "
-            "'#' and spaces included", f'write ENV {KEY}=... (key=value form)', target=True)
+    legacy = None
+    if a.legacy:  # worth a warning (and an edit) only when the value has text the form turns into the path
+        junk = re.search(r"[#\s]", raw) is not None
+        sf.to_key_value = junk
+        legacy = add("LDPATH_BAD", None if junk else Severity.INFO, f"legacy 'ENV {KEY} value' form: everything "
+                     "after the first space is the value, '#' and spaces included", f"write ENV {KEY}=... (key=value "
+                     "form; BuildKit's LegacyKeyValueFormat check says the same)", target=junk)
     unguarded = refs_self and GUARDED.search(raw) is None and not single
     guard_warning = None
     if unguarded and not base_known:
@@ -215,6 +218,9 @@ def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: 
         _dropped(step, working_dir, add, df)
     if not refs_self:
         chain.inherited = []
+    if legacy is not None and not sf.to_key_value and sf.repairable:  # edited anyway: in key=value form
+        sf.to_key_value = True
+        sf.targets.append(legacy)
     if sf.to_key_value and not _kv_ok(sf):
         sf.to_key_value = False
         sf.targets = [f for f in sf.targets if "legacy" not in f.message]

@@ -49,7 +49,7 @@ def entry_problem(entry: str, working_dir: str, walker: Walker | None = None) ->
     if not entry.startswith("/") and "$" not in entry:
         return EntryProblem(f"LD_LIBRARY_PATH entry '{entry}' is relative: it depends on the working directory",
                             Severity.WARNING, "use an absolute directory")
-    if re.search(r"/(include|bin|share/doc)/?$", entry):
+    if re.search(r"/include(/|$)|/(bin|share/doc)/?$", entry):
         return EntryProblem(f"LD_LIBRARY_PATH entry '{entry}' is a {'header' if 'include' in entry else 'program'} "
                             "directory, not a library directory: the loader finds nothing there",
                             Severity.WARNING, "remove it (libraries live in .../lib or .../lib64)")
