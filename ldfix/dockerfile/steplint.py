@@ -207,7 +207,8 @@ def _lint(step: EnvStep, base_known: bool, path: str, working_dir: str, escape: 
             not (e.has_ref and any(sub == "" for sub, _ in problems))
         for sub, (code, sev, msg, fix) in problems:
             if not (fixed or drop) and e.has_ref:
-                fix += f"; ldfix leaves this line alone: the entry is written as {e.text!r}"
+                fix += (f"; ldfix leaves this line alone: the entry is written as {e.text!r}, which also holds "
+                        "other directories or nothing; change what sets the variable, or write the entries out")
             add(code, sev, msg, fix, sub, target=fixed or drop)
         if fixed:
             sf.changes.append(Change(i, cut or None))
