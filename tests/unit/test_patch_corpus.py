@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,11 @@ def test_public_pattern(case: str, base_root: Path, healthy_root: Path, tmp_path
         work.mkdir()
         again, _ = patch_case(again_dir, base_root if meta.get("root") == "missing" else healthy_root, work)
         assert not again.changed, again.diff
+        # and the next run does not warn about the opposite of what the fix did
+        def said(f: Any) -> tuple[str, str]:
+            return f.code, re.sub(r"line \d+", "line N", f.message)
+        new = {said(f) for f in again.findings if f.severity != "info"} - {said(f) for f in result.findings}
+        assert not new, new
 
 
 def _compare(case_dir: Path, result: Any, original: bytes, findings: str, tmp_path: Path) -> None:
