@@ -112,16 +112,32 @@ def prepare(view: ImageView, oracle: Oracle | None, progress: Callable[[int], No
     return ImageFacts(view, walker, platform, cache, index, oracle, notes)
 
 
-def describe_tried(res: Resolution | None) -> tuple[str, ...]:
-    """The search trace of a resolution, one line per path tried (hwcaps misses left out)."""
+def describe_tried(res: Resolution | None, limit: int = 16) -> tuple[str, ...]:
+    """The search trace of a resolution, one line per directory tried: the hwcaps and legacy platform
+    subdirectories (tls/, x86_64/, ...) a directory's own try stands for are left out, and a long trace ends
+    with how many more lines there were."""
     if res is None:
         return ()
+    tried = {a.path for a in res.tried}
     lines = []
     for a in res.tried:
-        if a.outcome is Outcome.MISSING and "glibc-hwcaps" in a.path:
+        if a.outcome is Outcome.MISSING and ("glibc-hwcaps" in a.path or _under_tried(a.path, tried)):
             continue
         lines.append(f"{a.step.value}: {a.path} ({a.outcome.value}{': ' + a.detail if a.detail else ''})")
+    if len(lines) > limit:
+        lines = [*lines[:limit - 1], f"... and {len(lines) - limit + 1} more"]
     return tuple(lines)
+
+
+def _under_tried(path: str, tried: set[str]) -> bool:
+    """Whether PATH is DIR/<subdirs>/NAME for a DIR whose DIR/NAME was tried too."""
+    directory, _, name = path.rpartition("/")
+    parent = directory.rpartition("/")[0]
+    while parent:
+        if f"{parent}/{name}" in tried:
+            return True
+        parent = parent.rpartition("/")[0]
+    return False
 
 
 def top_target(obj: LoadedObject | None) -> LoadedObject | None:

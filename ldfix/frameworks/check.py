@@ -25,6 +25,7 @@ from ldfix.diagnose.rules.version_skew import skew_findings
 from ldfix.frameworks.detect import Install
 from ldfix.frameworks.requesters import Loaded, cuda_major, dlopen_names, elf_of, glob, preload_paths, wheel_release
 from ldfix.knowledge import cuda, release_row, wheel_for
+from ldfix.loader.elf import ElfInfo
 from ldfix.loader.search import LoadedObject, Resolution, SearchStep
 from ldfix.loader.tree import Closure
 
@@ -37,10 +38,27 @@ class FrameworkCheck:
     closures: list[tuple[str, Closure]]  # (requester, the closure of its CUDA names)
 
 
-def _framework_finding(f: Finding, install: Install, requester: str) -> Finding:
+def _framework_finding(f: Finding, install: Install, requester: str, info: ElfInfo | None = None) -> Finding:
+    """The finding worded for the framework; with the requester's ELF facts, its search path leads the
+    evidence, and a wheel library that its own RUNPATH/RPATH leaves out (while naming other nvidia wheel
+    directories) is called what it is: a defect of the framework's packaging."""
     name = install.loading.framework
-    return replace(f, framework=name, message=f"{name} {install.dist.version} ({posixpath.basename(requester)}): "
-                   f"{f.message}")
+    message = f"{name} {install.dist.version} ({posixpath.basename(requester)}): {f.message}"
+    evidence = f.evidence
+    if info is not None:
+        tag, value = ("DT_RUNPATH", info.runpath) if info.runpath is not None else ("DT_RPATH", info.rpath)
+        distinct = list(dict.fromkeys(value.split(":"))) if value is not None else []
+        shown = ":".join(distinct)
+        shown = shown if len(shown) <= 600 else shown[:600] + "..."
+        count = f" ({len(value.split(':'))} entries, {len(distinct)} distinct)" if value and \
+            len(distinct) < len(value.split(":")) else ""
+        evidence = (f"{requester} {tag}{count}: {shown}" if value is not None else
+                    f"{requester} has no DT_RPATH or DT_RUNPATH", *evidence)
+        if f.code == "PATH_MISSING" and value and "nvidia/" in value and f.paths and "/nvidia/" in f.paths[0]:
+            wanted = posixpath.dirname(f.paths[0]).split("/nvidia/", 1)[1]
+            message += (f"; its {tag} names other nvidia wheel directories but not nvidia/{wanted}, so this "
+                        f"{name} release cannot find it on its own (a packaging defect of the release)")
+    return replace(f, framework=name, message=message, evidence=evidence)
 
 
 def _preloaded(ctx: ScanContext, install: Install, name: str) -> str | None:
@@ -90,10 +108,12 @@ def _judge(ctx: ScanContext, install: Install, requester: str, closure: Closure,
             found = fctx.classify(name, bound)
             major = cuda_major(install, requester)
             wheel = wheel_for(name, major)
+            extra = install.loading.extra_for(install.dist.version, major)
             if found.code in ("LIB_ABSENT", "WRONG_MAJOR") and wheel:
-                found = replace(found, fix=f"pip install {wheel} (the wheel that ships {name} for CUDA {major}), or "
-                                f"a {install.loading.framework} release built for the CUDA the image has")
-            findings.append(_framework_finding(found, install, requester))
+                found = replace(found, fix=f"pip install {wheel} (the wheel that ships {name} for CUDA {major})"
+                                + (f", or {extra} for all of them" if extra else "")
+                                + f", or a {install.loading.framework} release built for the CUDA the image has")
+            findings.append(_framework_finding(found, install, requester, closure.main.info))
     if not deps:
         return libs, findings
     listed = set(names)

@@ -113,6 +113,7 @@ def dlopen_names(install: Install, requester: str, row_sonames: tuple[str, ...])
 
 
 def cuda_major(install: Install, requester: str) -> str | None:
-    """The CUDA major a requester was built for: its package directory says (xla_cuda13), else the build."""
-    m = re.search(r"cuda(\d+)", requester[len(install.dist.site):])
+    """The CUDA major a requester was built for: its package directory (xla_cuda13) or distribution name
+    (cupy-cuda12x) says, else the build."""
+    m = re.search(r"cuda(\d+)", requester[len(install.dist.site):]) or re.search(r"cuda(\d+)", install.dist.name)
     return m.group(1) if m else (install.built_for_cuda.split(".")[0] if install.built_for_cuda else None)

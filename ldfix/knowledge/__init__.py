@@ -150,6 +150,21 @@ class Loading:
     preload: tuple[str, ...]  # site-packages globs of directories its Python code loads libraries from
     preload_files: tuple[str, ...] = ()  # files (site-relative) its Python code loads by absolute path, in order
     dlopen_names: dict[str, tuple[str, ...]] | None = None  # CUDA major -> names dlopen_from dlopens
+    cuda_extra: tuple[str, str] | None = None  # (pip spec with {version}/{major}, the first release it is read from)
+
+    def extra_for(self, version: str, major: str | None) -> str | None:
+        """The pip line that brings all of this release's CUDA wheels, where the data knows one."""
+        from packaging.version import InvalidVersion, Version
+
+        if self.cuda_extra is None or not major:
+            return None
+        spec, since = self.cuda_extra
+        try:
+            if Version(version.split("+")[0]) < Version(since):
+                return None
+        except InvalidVersion:
+            return None
+        return "pip install '" + spec.format(version=version.split("+")[0], major=major) + "'"
 
 
 @lru_cache(maxsize=1)
@@ -165,7 +180,8 @@ def loading() -> tuple[Loading, ...]:
         by_cuda = {str(k): tuple(v) for k, v in (row.get("dlopen_names_by_cuda") or {}).items()}
         out.append(Loading(name, tuple(row["packages"]), row["package_dir"], tuple(row["requesters"]),
                            row["dlopen_from"], row["version_file"], row["cuda_pattern"], tuple(row["preload"]),
-                           tuple(row.get("preload_files") or ()), by_cuda or None))
+                           tuple(row.get("preload_files") or ()), by_cuda or None,
+                           (row["cuda_extra"]["spec"], row["cuda_extra"]["since"]) if row.get("cuda_extra") else None))
     return tuple(out)
 
 

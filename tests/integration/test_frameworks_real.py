@@ -159,3 +159,172 @@ def test_full_torch_install_and_cudnn_dlopen_probe(tmp_path: Path) -> None:
     real = real_list(image, f"{S}/nvidia/cudnn/lib/.ldfix-judge.so")
     for sub in ("libcudnn_graph.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_adv.so.9"):
         assert real[sub] == libs[sub]["path"], (sub, real, libs[sub])
+
+
+def dlopen_truth(image: str, requester: str, names: list[str], tmp: Path,
+                 env: dict[str, str] | None = None) -> dict[str, str | None]:
+    """What `dlopen(name)` from REQUESTER opens, by the image's own loader: a probe object carrying the
+    requester's DT_RPATH / DT_RUNPATH with the names as its DT_NEEDED, bind-mounted into the requester's
+    directory (so $ORIGIN is the same) and listed by ld.so in trace mode."""
+    data = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "cat", image, requester],
+                          capture_output=True, timeout=300, check=True).stdout
+    info = read_elf(lambda o, n: data[o:o + n])
+    probe = tmp / f"probe-{abs(hash((requester, tuple(names))))}.so"
+    probe.write_bytes(build_shared_object(None, tuple(names), rpath=info.rpath, runpath=info.runpath))
+    inside = f"{os.path.dirname(requester)}/.ldfix-judge.so"
+    args = ["docker", "run", "--rm", "--network", "none", "-v", f"{probe}:{inside}:ro", "--entrypoint", LOADER,
+            "-e", "LD_TRACE_LOADED_OBJECTS=1"]
+    for k, v in (env or {}).items():
+        args += ["-e", f"{k}={v}"]
+    proc = subprocess.run([*args, image, inside], capture_output=True, text=True, timeout=120)
+    out: dict[str, str | None] = {}
+    for line in proc.stdout.splitlines():
+        name, sep, rest = line.strip().partition(" => ")
+        if sep and name in names:
+            out[name] = None if rest.startswith("not found") else rest.rsplit(" (", 1)[0]
+    assert set(out) == set(names), (proc.stdout, proc.stderr)
+    return out
+
+
+def dlopens_agree(image: str, report: dict[str, Any], framework: str, tmp: Path,
+                  env: dict[str, str] | None = None) -> int:
+    """Every name ldfix says a requester dlopens resolves, by the image's loader, to the file ldfix names
+    (or to nothing where ldfix says it is missing); returns how many were compared."""
+    compared = 0
+    for requester, libs in by_requester(report, framework).items():
+        opened = {s: lib for s, lib in libs.items() if lib["how"] == "dlopen" and lib["status"] != "runtime-provided"}
+        if not opened or requester.endswith("__init__.py"):
+            continue
+        real = dlopen_truth(image, requester, sorted(opened), tmp, env)
+        for soname, lib in opened.items():
+            assert real[soname] == lib["path"], (requester, soname, real[soname], lib)
+            compared += 1
+    return compared
+
+
+TF = "tensorflow==2.21.0"
+TF_CUDA = ("nvidia-cublas-cu12", "nvidia-cuda-cupti-cu12", "nvidia-cuda-nvrtc-cu12", "nvidia-cuda-runtime-cu12",
+           "nvidia-cudnn-cu12", "nvidia-cufft-cu12", "nvidia-curand-cu12", "nvidia-cusolver-cu12",
+           "nvidia-cusparse-cu12", "nvidia-nccl-cu12", "nvidia-nvjitlink-cu12")
+PLAIN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def _tf(root: Path, cuda: bool) -> None:
+    install(TF, root, lambda n: (n.startswith("tensorflow/") and ".so" in n.rsplit("/", 1)[-1])
+            or n.endswith("build_info.py"))
+    for spec in TF_CUDA if cuda else ():
+        install(spec, root, libraries_only)
+
+
+@pytest.mark.frameworks_full
+def test_tensorflow_and_cuda_reports_its_own_runpath_defect_and_the_loader_agrees(tmp_path: Path) -> None:
+    image = build_image("ldfix-test/fw:tf-and-cuda", lambda r: _tf(r, True), PLAIN_ENV, "tf-2.21.0-and-cuda-v1")
+    report = ldfix(image)
+    framework = f"{S}/tensorflow/libtensorflow_framework.so.2"
+    errors = {f["soname"]: f for f in report["findings"] if f["severity"] == "error"}
+    assert set(errors) == {"libcurand.so.10", "libcusolver.so.11"}
+    for f in errors.values():
+        assert f["code"] == "PATH_MISSING" and f["framework"] == "tensorflow" and "packaging defect" in f["message"]
+        assert f["evidence"][0].startswith(f"{framework} DT_RUNPATH")
+    (entry,) = [e for e in report["frameworks"] if e["framework"] == "tensorflow"]
+    assert entry["version"] == "2.21.0" and entry["built_for_cuda"] == "12.5.1"
+    assert dlopens_agree(image, report, "tensorflow", tmp_path) >= 8  # curand and cusolver: not found either
+    fix = report["fix"]
+    assert fix["verified"] is True and sorted(fix["ld_library_path_add"]) == [f"{S}/nvidia/curand/lib",
+                                                                            f"{S}/nvidia/cusolver/lib"]
+    env = {"LD_LIBRARY_PATH": ":".join(fix["ld_library_path_add"])}
+    fixed = ldfix(image, "--env", f"LD_LIBRARY_PATH={env['LD_LIBRARY_PATH']}")
+    assert not [f for f in fixed["findings"] if f["severity"] == "error"]
+    assert dlopens_agree(image, fixed, "tensorflow", tmp_path, env) >= 8
+
+
+@pytest.mark.frameworks_full
+def test_tensorflow_without_its_cuda_wheels_names_each_library_and_the_extra(tmp_path: Path) -> None:
+    image = build_image("ldfix-test/fw:tf-plain", lambda r: _tf(r, False), PLAIN_ENV, "tf-2.21.0-plain-v1")
+    report = ldfix(image)
+    absent = {f["soname"]: f for f in report["findings"] if f["code"] == "LIB_ABSENT"}
+    assert set(absent) == {"libcudart.so.12", "libcublas.so.12", "libcublasLt.so.12", "libcufft.so.11",
+                           "libcurand.so.10", "libcusolver.so.11", "libcusparse.so.12", "libcudnn.so.9"}
+    assert all("pip install 'tensorflow[and-cuda]==2.21.0'" in f["fix"] for f in absent.values())
+    assert "pip install nvidia-cudnn-cu12" in absent["libcudnn.so.9"]["fix"]
+    assert dlopens_agree(image, report, "tensorflow", tmp_path) == 8  # the loader finds none of them
+
+
+JAX_CUDA = ("nvidia-cublas-cu12", "nvidia-cuda-cupti-cu12", "nvidia-cuda-runtime-cu12", "nvidia-cufft-cu12",
+            "nvidia-cusolver-cu12", "nvidia-cusparse-cu12", "nvidia-nccl-cu12", "nvidia-nvjitlink-cu12",
+            "nvidia-cuda-nvrtc-cu12", "nvidia-nvshmem-cu12")
+
+
+def _jax(root: Path, cudnn: bool) -> None:
+    install("jax==0.10.2", root, lambda n: False)
+    install("jaxlib==0.10.2", root, lambda n: (n.endswith(".so") and "/mlir" not in n) or n.endswith("version.py"))
+    install("jax-cuda12-plugin==0.10.2", root)
+    install("jax-cuda12-pjrt==0.10.2", root)
+    for spec in (*JAX_CUDA, *(("nvidia-cudnn-cu12",) if cudnn else ())):
+        install(spec, root, libraries_only)
+
+
+@pytest.mark.frameworks_full
+def test_jax_without_cudnn_names_it_and_the_wheel_fixes_it(tmp_path: Path) -> None:
+    image = build_image("ldfix-test/fw:jax-no-cudnn", lambda r: _jax(r, False), PLAIN_ENV, "jax-0.10.2-no-cudnn-v1")
+    report = ldfix(image)
+    (f,) = [f for f in report["findings"] if f["severity"] == "error"]
+    assert f["code"] == "LIB_ABSENT" and f["soname"] == "libcudnn.so.9" and f["framework"] == "jax"
+    assert "xla_cuda_plugin.so" in f["message"] and "pip install nvidia-cudnn-cu12" in f["fix"]
+    assert "pip install 'jax[cuda12]==0.10.2'" in f["fix"]
+    assert dlopens_agree(image, report, "jax", tmp_path) >= 8  # libcudnn.so.9: not found by the loader either
+    fixed = build_image("ldfix-test/fw:jax-cudnn", lambda r: _jax(r, True), PLAIN_ENV, "jax-0.10.2-cudnn-v1")
+    after = ldfix(fixed)
+    assert not [f for f in after["findings"] if f["severity"] == "error"]
+    assert dlopens_agree(fixed, after, "jax", tmp_path) >= 9
+    cudnn = by_requester(after, "jax")[f"{S}/jax_plugins/xla_cuda12/xla_cuda_plugin.so"]["libcudnn.so.9"]
+    assert cudnn["path"] == f"{S}/jax_plugins/xla_cuda12/../../nvidia/cudnn/lib/libcudnn.so.9"
+
+
+CUPY_CUDA = ("nvidia-cuda-runtime-cu12", "nvidia-cublas-cu12", "nvidia-cufft-cu12", "nvidia-curand-cu12",
+             "nvidia-cusolver-cu12", "nvidia-cusparse-cu12", "nvidia-nvjitlink-cu12", "nvidia-nccl-cu12")
+
+
+def _cupy(root: Path, nvrtc: bool) -> None:
+    install("cupy-cuda12x==14.2.0", root, lambda n: ".so" in n.rsplit("/", 1)[-1]
+            or (n.endswith(("__init__.py", "_version.py")) and n.count("/") <= 2))
+    for spec in (*CUPY_CUDA, *(("nvidia-cuda-nvrtc-cu12",) if nvrtc else ())):
+        install(spec, root, libraries_only)
+
+
+@pytest.mark.frameworks_full
+def test_cupy_without_nvrtc_names_the_module_and_the_wheel_fixes_it(tmp_path: Path) -> None:
+    image = build_image("ldfix-test/fw:cupy-no-nvrtc", lambda r: _cupy(r, False), PLAIN_ENV, "cupy-14.2.0-no-nvrtc-v2")
+    report = ldfix(image)
+    (f,) = [f for f in report["findings"] if f["severity"] == "error"]
+    assert f["code"] == "LIB_ABSENT" and f["soname"] == "libnvrtc.so.12" and f["framework"] == "cupy"
+    assert "jitify" in f["message"] and "pip install nvidia-cuda-nvrtc-cu12" in f["fix"]
+    assert "pip install 'cupy-cuda12x[ctk]==14.2.0'" in f["fix"]
+    jitify = next(r for r in by_requester(report, "cupy") if "jitify" in r)
+    assert real_list(image, jitify)["libnvrtc.so.12"] is None  # the loader agrees
+    assert agree(image, report, "cupy") >= 2
+    fixed = build_image("ldfix-test/fw:cupy", lambda r: _cupy(r, True), PLAIN_ENV, "cupy-14.2.0-nvrtc-v1")
+    after = ldfix(fixed)
+    assert not [f for f in after["findings"] if f["severity"] == "error"]
+    # CuPy's Python code preloads the wheel's NVRTC by absolute path; jitify's DT_NEEDED then binds that object
+    (pre,) = [lib for libs in by_requester(after, "cupy").values() for s, lib in libs.items() if s == "libnvrtc.so.12"]
+    assert pre["how"] == "preload" and pre["path"] == f"{S}/nvidia/cuda_nvrtc/lib/libnvrtc.so.12"
+    assert real_list(fixed, jitify)["libnvrtc.so.12"] is None  # on its own, jitify still finds nothing
+    assert pre["path"] in preload_then(fixed, [pre["path"], jitify], tmp_path)  # and nothing is missing
+
+
+def preload_then(image: str, paths: list[str], tmp: Path) -> list[str]:
+    """The objects the image's loader maps when PATHS are loaded in that order (a preload by absolute path,
+    then the module), none of their needs missing: a probe whose DT_NEEDED are those paths, listed by ld.so in
+    trace mode (an absolute DT_NEEDED prints as `PATH (ADDRESS)`; a need an object already answers, not at all)."""
+    probe = tmp / "preload-probe.so"
+    probe.write_bytes(build_shared_object(None, tuple(paths)))
+    args = ["docker", "run", "--rm", "--network", "none", "-v", f"{probe}:/tmp/.ldfix-judge.so:ro",
+            "--entrypoint", LOADER, "-e", "LD_TRACE_LOADED_OBJECTS=1", image, "/tmp/.ldfix-judge.so"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.stdout and "not found" not in proc.stdout, (proc.stdout, proc.stderr)
+    out = []
+    for line in proc.stdout.splitlines():
+        _, _, rest = line.strip().rpartition(" => ")
+        out.append(rest.rsplit(" (", 1)[0])
+    return out

@@ -10,12 +10,12 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ldfix.dockerfile.settle import Relint, settle
 from ldfix.dockerfile.lint import lint_steps
 from ldfix.dockerfile.model import analyze, evaluate
 from ldfix.dockerfile.parser import parse, split_lines
 from ldfix.dockerfile.patch import Plan, apply, plan
 from ldfix.dockerfile.result import Options
+from ldfix.dockerfile.settle import Relint, settle
 from ldfix.loader.env import split_ld_library_path
 
 FRAGMENTS = [
