@@ -133,7 +133,8 @@ def framework_needs(spec: str) -> FrameworkNeeds:
         if Version(row["from"]) <= wanted <= Version(row["to"]):
             return FrameworkNeeds(name, version, row["cuda"], tuple(row["sonames"]))
     rows = data["frameworks"][name]
-    raise ValueError(f"no table for {name} {version} (known: {rows[0]['from']} to {rows[-1]['to'].replace('.99', '')})")
+    known = ", ".join(f"{r['from']} to {r['to'].removesuffix('.99')}.x" for r in rows)
+    raise ValueError(f"no table for {name} {version} (known: {known})")
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def test_framework_tables() -> None:
     assert "libcusolver.so.10" in tf.sonames and "libcudnn.so.8" in tf.sonames
     assert "libcudnn.so.9" in framework_needs("tensorflow==2.18.0").sonames
     assert "libcudart.so.12" in framework_needs("torch==2.3.1+cu121").sonames
-    for bad, words in (("tensorflow", "exact version"), ("jax==0.4.30", "unknown framework"),
+    for bad, words in (("tensorflow", "exact version"), ("mxnet==1.9.1", "unknown framework"), ("jax==0.4.30", "no table"),
                        ("torch>=2", "not a range"), ("tensorflow==0.1", "no table")):
         with pytest.raises(ValueError, match=words):
             framework_needs(bad)
