@@ -141,7 +141,8 @@ def test_full_torch_install_and_cudnn_dlopen_probe(tmp_path: Path) -> None:
         install("torch==2.14.1", root, lambda n: n.startswith("torch/lib/") or n == "torch/version.py")
         for spec in ("nvidia-cuda-runtime==13.0.96", "nvidia-cublas", "nvidia-cudnn-cu13", "nvidia-nccl-cu13",
                      "nvidia-cusparselt-cu13", "nvidia-nvshmem-cu13", "nvidia-cufft", "nvidia-curand",
-                     "nvidia-cusparse", "nvidia-nvjitlink", "nvidia-cuda-nvrtc", "nvidia-cufile", "nvidia-cusolver"):
+                     "nvidia-cusparse", "nvidia-nvjitlink", "nvidia-cuda-nvrtc", "nvidia-cufile", "nvidia-cusolver",
+                     "nvidia-cuda-cupti==13.0.85"):
             install(spec, root, libraries_only)
         cudnn = root / SITE / "nvidia/cudnn/lib"
         with open(cudnn / "libcudnn.so.9", "rb") as fh:
@@ -151,7 +152,7 @@ def test_full_torch_install_and_cudnn_dlopen_probe(tmp_path: Path) -> None:
         (cudnn / ".ldfix-judge.so").write_bytes(build_shared_object(None, subs, rpath=info.rpath,
                                                                      runpath=info.runpath))
 
-    image = build_image("ldfix-test/fw:torch-full", full, cuda_env("13.0.0"), "torch-2.14.1-full-v1")
+    image = build_image("ldfix-test/fw:torch-full", full, cuda_env("13.0.0"), "torch-2.14.1-full-v2")
     report = ldfix(image)
     assert [f for f in report["findings"] if f["severity"] == "error"] == []
     assert agree(image, report, "torch") >= 20
@@ -328,3 +329,18 @@ def preload_then(image: str, paths: list[str], tmp: Path) -> list[str]:
         _, _, rest = line.strip().rpartition(" => ")
         out.append(rest.rsplit(" (", 1)[0])
     return out
+
+
+@pytest.mark.frameworks_full
+def test_paddle_asks_for_development_names_that_a_runtime_image_lacks(tmp_path: Path) -> None:
+    def paddle(root: Path) -> None:
+        install("paddlepaddle-gpu==2.6.2", root, lambda n: (n.startswith("paddle/libs/") and ".so" in n)
+                or n in ("paddle/base/libpaddle.so", "paddle/version/__init__.py"))
+
+    image = build_image("ldfix-test/fw:paddle", paddle, PLAIN_ENV, "paddle-2.6.2-v1")
+    report = ldfix(image)
+    (entry,) = [e for e in report["frameworks"] if e["framework"] == "paddle"]
+    assert entry["version"] == "2.6.2" and entry["built_for_cuda"] == "11.8"
+    missing = {f["soname"] for f in report["findings"] if f.get("framework") == "paddle" and f["severity"] == "error"}
+    assert {"libcudnn.so", "libcublas.so", "libnccl.so"} <= missing
+    assert dlopens_agree(image, report, "paddle", tmp_path) == 9  # none found by the loader either
