@@ -125,6 +125,8 @@ class Walker:
     def reader(self, physical: str) -> Callable[[int, int], bytes]:
         """A (offset, size) -> bytes reader of a physical path, as the ELF readers take."""
         def read(offset: int, size: int) -> bytes:
+            if offset < 0 or size <= 0 or offset >= 1 << 62:  # an offset no file has (a hostile header)
+                return b""
             return self.fs.read(physical, offset, size)
 
         return read

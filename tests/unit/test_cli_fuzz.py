@@ -54,3 +54,20 @@ def test_hostile_files_in_a_root(elf: bytes, cache: bytes, conf: bytes) -> None:
             with open(os.path.join(root, name), "wb") as fh:
                 fh.write(data)
         _scan(f"dir:{root}")
+
+
+def test_a_dynamic_segment_offset_past_any_file_is_no_traceback(tmp_path: Path) -> None:
+    """Found by the test above: a PT_DYNAMIC whose p_offset has its top bit set overflowed os.pread."""
+    import struct
+
+    data = bytearray(ELF)
+    phoff, phentsize, phnum = struct.unpack_from("<Q", data, 32)[0], *struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        at = phoff + i * phentsize
+        if struct.unpack_from("<I", data, at)[0] == 2:  # PT_DYNAMIC
+            struct.pack_into("<Q", data, at + 8, 0x8000000000000138)
+    for d in ("etc", "opt/lib"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "etc/ld.so.conf").write_bytes(b"/opt/lib\n")
+    (tmp_path / "opt/lib/libcudart.so.12").write_bytes(bytes(data))
+    _scan(f"dir:{tmp_path}")
