@@ -111,7 +111,7 @@ def oracle_for(view: ImageView, ref: ImageRef, static: bool) -> Oracle | None:
         from ldfix.oracle.docker import DockerOracle
 
         d = view.daemon
-        return DockerOracle(d.client, d.image_id, view.config, interp, local=d.local)
+        return DockerOracle(d.engine, d.image_id, view.config, interp, local=d.local)
     if ref.transport is Transport.DIR:
         from ldfix.oracle.chroot import ChrootOracle
 

@@ -3,9 +3,15 @@ CI (CI=true), where that is a failure (tests/need.py)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from tests.need import require_docker, require_root
+
+# scans keep image snapshots (ldfix/image/snapshot.py) in a folder of this test run, never in the user's cache
+os.environ.setdefault("LDFIX_CACHE_DIR", tempfile.mkdtemp(prefix="ldfix-test-cache-"))
 
 
 @pytest.fixture(autouse=True)

@@ -93,6 +93,19 @@ def _read_cache(walker: Walker, notes: list[str]) -> LdCache | None:
         return None
 
 
+def _index(view: ImageView, walker: Walker, progress: Callable[[int], None] | None) -> LibraryIndex:
+    """The library index, from the image's snapshot when an earlier scan kept one (image/snapshot.py)."""
+    if view.snapshot_key is None:
+        return build_index(walker, progress=progress)
+    from ldfix.image import snapshot
+
+    index = snapshot.load_index(view.snapshot_key)
+    if not isinstance(index, LibraryIndex):
+        index = build_index(walker, progress=progress)
+        snapshot.save_index(view.snapshot_key, index)
+    return index
+
+
 def prepare(view: ImageView, oracle: Oracle | None, progress: Callable[[int], None] | None = None) -> ImageFacts:
     walker = Walker(view.fs)
     elf_class, machine = machine_for_arch(view.config.architecture)
@@ -101,7 +114,7 @@ def prepare(view: ImageView, oracle: Oracle | None, progress: Callable[[int], No
     if walker.stat(platform.interp) is None:
         notes.append(_no_glibc_note(walker, platform.interp))
         oracle = None
-    index = build_index(walker, progress=progress)
+    index = _index(view, walker, progress)
     if oracle is not None and _needs_loader_help(index, view.config.env):
         text = oracle.help_text()
         if text and "system search path" in text:

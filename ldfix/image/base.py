@@ -69,9 +69,16 @@ class ImageConfig:
 class DaemonImage:
     """Where a daemon image lives, for whoever runs it (the composition root picks the oracle)."""
 
-    client: Any  # a docker.DockerClient; typed loosely so this module needs no docker import
+    engine: Any  # an image.engine.Engine, or None where only the docker SDK reaches the daemon (TLS, ssh)
     image_id: str
     local: bool  # the daemon's overlay2 directories are readable here (and so writable as root)
+
+    @property
+    def client(self) -> Any:
+        """The docker SDK client (imported only when a build or an SDK-only daemon needs it)."""
+        from ldfix.image.docker import client
+
+        return client()
 
 
 @dataclass
@@ -85,6 +92,7 @@ class ImageView:
     notes: list[str] = field(default_factory=list)
     daemon: DaemonImage | None = None  # set when the image is in a Docker daemon (its loader can be run)
     closers: list[Callable[[], None]] = field(default_factory=list)  # temporary files to remove at the end
+    snapshot_key: str | None = None  # image/snapshot.py's key when what is learnt of its files may be kept
 
     def close(self) -> None:
         while self.closers:

@@ -69,38 +69,64 @@ def pull(cli: Any, ref: ImageRef, platform: Platform | None, progress: ProgressC
 
 def open_daemon_image(ref: ImageRef, platform: Platform | None, no_pull: bool,
                       progress: ProgressCb | None = None) -> ImageView:
-    import docker
+    """The image's config from the daemon, its files from its overlay2 layer directories (or `docker save`).
+    The inspect goes through the small Engine client (no docker SDK import) where it reaches the daemon; the
+    SDK is loaded only to pull, to save, or for a daemon behind TLS or ssh."""
+    from ldfix.image import engine as eng
 
-    cli = client()
-    try:
-        image = cli.images.get(ref.value)
-    except docker.errors.ImageNotFound:
-        if no_pull:
-            raise ImageAccessError(f"image {ref.value} is not present locally",
-                                   "run without --no-pull, or 'docker pull' it first") from None
-        pull(cli, ref, platform, progress)
+    attrs = None
+    api = None
+    if eng.available():
+        api = eng.Engine()
         try:
-            image = cli.images.get(ref.value)
-        except docker.errors.ImageNotFound as err:
-            raise ImageAccessError(f"image {ref.value} not found after pulling", "check the tag") from err
-    except docker.errors.APIError as err:
-        raise ImageAccessError(f"cannot inspect {ref.value}: {_short(err)}", "check the reference") from err
-    attrs = image.attrs
+            attrs = api.inspect_image(ref.value)
+        except eng.EngineError as err:
+            raise ImageAccessError(f"cannot inspect {ref.value}: {err}", "check the reference") from err
+    if attrs is None:
+        attrs = _inspect_or_pull(ref, platform, no_pull, progress)
     config = config_from(attrs.get("Config") or {}, attrs.get("Architecture"), attrs.get("Os"), attrs.get("Variant"))
     if platform is not None and not platform.matches(config):
         raise ImageAccessError(f"{ref.value} is {config.platform}, not {platform}",
                                f"pull it with --platform {platform} first (one tag holds one platform here)")
     layers = None if os.environ.get("LDFIX_DAEMON_READ") == "save" or _remote() else _layer_dirs(attrs)
     if layers is not None:
-        view = ImageView(merge_host_layers(layers), config, ref.value, attrs.get("Id"))
+        from ldfix.image import snapshot
+
+        key = snapshot.key_for(attrs["Id"], layers)
+        tree = snapshot.load_tree(key)
+        if tree is None:
+            tree = merge_host_layers(layers)
+            snapshot.save_tree(key, tree)
+        view = ImageView(tree, config, ref.value, attrs.get("Id"), snapshot_key=key)
     else:
-        view = _saved_view(cli, attrs, ref.value)
+        view = _saved_view(client(), attrs, ref.value)
         view.config = config
     if config.entrypoint:
         view.notes.append(f"the image entrypoint {list(config.entrypoint)} was not run; scripts it runs may "
                           "change LD_LIBRARY_PATH at run time")
-    view.daemon = DaemonImage(cli, attrs["Id"], local=layers is not None)
+    view.daemon = DaemonImage(api, attrs["Id"], local=layers is not None)
     return view
+
+
+def _inspect_or_pull(ref: ImageRef, platform: Platform | None, no_pull: bool,
+                     progress: ProgressCb | None) -> dict[str, Any]:
+    """The inspect document through the docker SDK, pulling the image first when it is not here."""
+    import docker
+
+    cli = client()
+    try:
+        return dict(cli.images.get(ref.value).attrs)
+    except docker.errors.ImageNotFound:
+        if no_pull:
+            raise ImageAccessError(f"image {ref.value} is not present locally",
+                                   "run without --no-pull, or 'docker pull' it first") from None
+        pull(cli, ref, platform, progress)
+        try:
+            return dict(cli.images.get(ref.value).attrs)
+        except docker.errors.ImageNotFound as err:
+            raise ImageAccessError(f"image {ref.value} not found after pulling", "check the tag") from err
+    except docker.errors.APIError as err:
+        raise ImageAccessError(f"cannot inspect {ref.value}: {_short(err)}", "check the reference") from err
 
 
 def _remote() -> bool:

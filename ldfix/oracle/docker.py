@@ -1,6 +1,7 @@
 """The image's own loader, run in a created container of a daemon image: entrypoint = the loader, no network,
 no capabilities, nothing mounted; the probe is copied in before the start. Every container carries the
-session label and is removed in a `finally`, Ctrl-C included."""
+session label and is removed in a `finally`, Ctrl-C included. The docker SDK is imported only for an overlay
+build or a daemon the Engine client cannot reach."""
 
 from __future__ import annotations
 
@@ -15,33 +16,71 @@ from typing import Any
 
 from ldfix.errors import Interrupted
 from ldfix.image.base import ImageConfig
-from ldfix.image.docker import LABEL, STOPPING, build
+from ldfix.image.docker import LABEL, STOPPING, build, client
 from ldfix.oracle.base import Trace, parse_fatal, parse_trace, probe_bytes, trace_env
+
+
+class _Sdk:
+    """The container calls through the docker SDK, for a daemon only it can reach (TLS, ssh)."""
+
+    def __init__(self, cli: Any) -> None:
+        self.cli = cli
+
+    def create(self, spec: dict[str, Any]) -> str:
+        host = spec["HostConfig"]
+        c = self.cli.containers.create(
+            spec["Image"], entrypoint=spec["Entrypoint"], command=spec["Cmd"],
+            environment=dict(e.split("=", 1) for e in spec["Env"]), network_mode=host["NetworkMode"],
+            labels=spec["Labels"], working_dir=spec["WorkingDir"], user=spec["User"], cap_drop=host["CapDrop"],
+            security_opt=host["SecurityOpt"])
+        return str(c.id)
+
+    def inspect(self, cid: str) -> dict[str, Any]:
+        return dict(self.cli.api.inspect_container(cid))
+
+    def start(self, cid: str) -> None:
+        self.cli.api.start(cid)
+
+    def wait(self, cid: str, timeout: float) -> int:
+        return int(self.cli.api.wait(cid, timeout=timeout).get("StatusCode", 1))
+
+    def logs(self, cid: str) -> tuple[bytes, bytes]:
+        return (self.cli.api.logs(cid, stdout=True, stderr=False), self.cli.api.logs(cid, stdout=False, stderr=True))
+
+    def put_archive(self, cid: str, path: str, tar: bytes) -> None:
+        self.cli.api.put_archive(cid, path, tar)
+
+    def remove(self, cid: str) -> None:
+        self.cli.api.remove_container(cid, force=True, v=True)
 
 
 class DockerOracle:
     """Runs the image's loader in a created container: entrypoint = the loader, no network, no privileges,
-    nothing mounted; the probe is copied in with put_archive. Foreign-architecture images are not run."""
+    nothing mounted; the probe is copied in before the start. The container calls go through the small
+    Engine client (image/engine.py) where it reaches the daemon, else through the docker SDK. Foreign-
+    architecture images are not run."""
 
     can_overlay = True
 
-    def __init__(self, cli: Any, image_id: str, config: ImageConfig, interp: str, timeout: float | None = None,
-                 local: bool = False) -> None:
-        self.cli = cli
+    def __init__(self, engine: Any, image_id: str, config: ImageConfig, interp: str, timeout: float | None = None,
+                 local: bool = False, sdk: Any = None) -> None:
+        self.api = engine if engine is not None else _Sdk(sdk if sdk is not None else client())
+        self.engine = engine
         self.image_id = image_id
         self.config = config
         self.interp = interp
         self.timeout = timeout if timeout is not None else float(os.environ.get("LDFIX_LOADER_TIMEOUT", "30"))
         self.local = local  # the daemon's overlay2 directories are readable here (and so writable as root)
-        self._warm: tuple[tuple[str, ...], Future[Any]] | None = None  # (what it was made for, the container)
+        self._warm: tuple[tuple[str, ...], Future[str]] | None = None  # (what it was made for, the container)
 
     PROBE = ".ldfix-probe.so"
 
-    def _create(self, args: list[str], env: Mapping[str, str]) -> Any:
-        return self.cli.containers.create(
-            self.image_id, entrypoint=[self.interp], command=args, environment=dict(env),
-            network_mode="none", labels=LABEL, working_dir=self.config.working_dir or "/", user="0",
-            cap_drop=["ALL"], security_opt=["no-new-privileges"])
+    def _create(self, args: list[str], env: Mapping[str, str]) -> str:
+        return str(self.api.create({
+            "Image": self.image_id, "Entrypoint": [self.interp], "Cmd": args,
+            "Env": [f"{k}={v}" for k, v in env.items()], "Labels": LABEL,
+            "WorkingDir": self.config.working_dir or "/", "User": "0",
+            "HostConfig": {"NetworkMode": "none", "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"]}}))
 
     @staticmethod
     def _key(args: list[str], env: Mapping[str, str]) -> tuple[str, ...]:
@@ -62,9 +101,9 @@ class DockerOracle:
         warm, self._warm = self._warm, None
         if warm is not None:
             with contextlib.suppress(Exception):
-                warm[1].result().remove(force=True)
+                self.api.remove(warm[1].result())
 
-    def _container(self, args: list[str], env: Mapping[str, str]) -> Any:
+    def _container(self, args: list[str], env: Mapping[str, str]) -> str:
         warm = self._warm
         if warm is not None and warm[0] == self._key(args, env):
             self._warm = None
@@ -74,12 +113,12 @@ class DockerOracle:
                 pass  # the early create failed: make one now, and let that one report
         return self._create(args, env)
 
-    def _copy_in(self, container: Any, files: dict[str, bytes]) -> None:
+    def _copy_in(self, cid: str, files: dict[str, bytes]) -> None:
         """Put the probe into the created (not yet started) container: straight into its overlay2 upper
         directory when the daemon is local (no mount needed), else through the archive API."""
         if self.local:
             with contextlib.suppress(Exception):
-                upper = container.attrs["GraphDriver"]["Data"]["UpperDir"]
+                upper = self.api.inspect(cid)["GraphDriver"]["Data"]["UpperDir"]
                 if upper and os.path.isdir(upper):
                     for name, data in files.items():
                         target = os.path.join(upper, name)
@@ -95,23 +134,22 @@ class DockerOracle:
                 info.mode = 0o755
                 info.mtime = int(time.time())
                 tar.addfile(info, io.BytesIO(data))
-        container.put_archive("/", buf.getvalue())
+        self.api.put_archive(cid, "/", buf.getvalue())
 
     def _run(self, args: list[str], env: Mapping[str, str], files: dict[str, bytes]) -> tuple[int, str, str]:
-        container = self._container(args, env)
+        cid = self._container(args, env)
         try:
             if STOPPING.is_set():
                 raise Interrupted()
             if files:
-                self._copy_in(container, files)
-            container.start()
-            result = container.wait(timeout=self.timeout)
-            out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-            err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
-            return int(result.get("StatusCode", 1)), out, err
+                self._copy_in(cid, files)
+            self.api.start(cid)
+            code = self.api.wait(cid, self.timeout)
+            out, err = self.api.logs(cid)
+            return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         finally:
             with contextlib.suppress(Exception):
-                container.remove(force=True)
+                self.api.remove(cid)
 
     def help_text(self) -> str | None:
         code, out, _ = self._run(["--help"], {}, {})
@@ -121,14 +159,15 @@ class DockerOracle:
         """Build a throwaway image `FROM <this image>` + `lines` (no network), trace `needed` in it with the
         same env, and remove the image again."""
         dockerfile = f"FROM {self.image_id}\n" + "".join(line + "\n" for line in lines)
-        image_id = build(self.cli, "the fix overlay", fileobj=io.BytesIO(dockerfile.encode()), network_mode="none",
-                          labels=LABEL)
+        cli = client()
+        image_id = build(cli, "the fix overlay", fileobj=io.BytesIO(dockerfile.encode()), network_mode="none",
+                         labels=LABEL)
         try:
-            child = DockerOracle(self.cli, image_id, self.config, self.interp, self.timeout, self.local)
+            child = DockerOracle(self.engine, image_id, self.config, self.interp, self.timeout, self.local, sdk=cli)
             return child.trace(needed, env, cwd)
         finally:
             with contextlib.suppress(Exception):
-                self.cli.images.remove(image_id, force=True)
+                cli.images.remove(image_id, force=True)
 
     def trace(self, needed: list[str], env: Mapping[str, str], cwd: str) -> Trace:
         name = self.PROBE

@@ -16,9 +16,9 @@ from tests.schema import validate_scan
 pytestmark = pytest.mark.docker
 
 
-def ldfix(*args: str) -> subprocess.CompletedProcess[str]:
+def ldfix(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ldfix", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_COLOR": "1"})
+                          env={**os.environ, "NO_COLOR": "1", **(env or {})})
 
 
 def leftovers() -> str:
@@ -220,3 +220,23 @@ def test_a_whole_verified_scan_with_a_fix_runs_at_most_two_containers(wheel_imag
                             timeout=60).stdout.split()
     assert 1 <= len(events) <= 2, events
     assert leftovers() == ""
+
+
+def test_a_snapshot_of_the_image_gives_the_same_report_and_a_broken_one_is_ignored(wheel_image: str,
+                                                                                    tmp_path: Path) -> None:
+    """The first scan keeps the merged tree and the library index (image/snapshot.py); the next scan of the
+    same image reads them instead of walking the layers, and must say the same. A truncated or foreign
+    snapshot file is ignored and written again."""
+    env = {"LDFIX_CACHE_DIR": str(tmp_path)}
+    first = ldfix("scan", wheel_image, "--format", "json", "--no-pull", env=env)
+    snaps = sorted((tmp_path / "snapshots").iterdir())
+    assert [p.suffix for p in snaps] == [".index", ".tree"]
+    second = ldfix("scan", wheel_image, "--format", "json", "--no-pull", env=env)
+    assert json.loads(first.stdout) == json.loads(second.stdout)
+    for p in snaps:
+        p.write_bytes(p.read_bytes()[:40])  # truncated
+    third = ldfix("scan", wheel_image, "--format", "json", "--no-pull", env=env)
+    assert json.loads(third.stdout) == json.loads(first.stdout)
+    assert all(p.stat().st_size > 40 for p in snaps)  # rewritten
+    off = ldfix("scan", wheel_image, "--format", "json", "--no-pull", env={**env, "LDFIX_NO_CACHE": "1"})
+    assert json.loads(off.stdout) == json.loads(first.stdout)
