@@ -1,14 +1,15 @@
 """The few Docker Engine API calls a scan makes (inspect an image, create / start / wait for / read / remove a
-container, put a file into it), over the daemon's socket with the standard library's HTTP client.
+container, put a file into it), over the daemon's socket, one HTTP/1.1 request per connection.
 
 Why not the docker SDK here: importing it (with requests and urllib3) costs 0.25-0.3 s, as much as the whole
-static scan of a small image, and a scan needs six endpoints. The SDK stays for what needs its machinery
-(pulling with progress, builds, `docker save`, TLS and ssh daemons): `available()` says whether this
-client can reach the daemon the SDK would use (DOCKER_HOST unset, `unix://` or plain `tcp://`)."""
+static scan of a small image, and a scan needs a few endpoints; even http.client (which imports the email
+package) costs some 40 ms, so one request per connection is written and read here directly. The SDK stays
+for what needs its machinery (pulling with progress, builds, `docker save`, TLS and ssh daemons):
+`available()` says whether this client can reach the daemon the SDK would use (DOCKER_HOST unset,
+`unix://` or plain `tcp://`)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -27,17 +28,45 @@ class EngineError(Exception):
         self.status = status
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
+def _dechunk(body: bytes) -> bytes:
+    out = bytearray()
+    pos = 0
+    while True:
+        end = body.find(b"\r\n", pos)
+        if end < 0:
+            raise ValueError("truncated chunked body")
+        size = int(body[pos:end].split(b";", 1)[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[end + 2:end + 2 + size]
+        pos = end + 2 + size + 2
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            sock.settimeout(self.timeout)
-        sock.connect(self.socket_path)
-        self.sock = sock
+
+def _exchange(sock: socket.socket, method: str, url: str, data: bytes | None, content_type: str
+              ) -> tuple[int, bytes]:
+    """One HTTP/1.1 request with `Connection: close` and its whole response (status, body)."""
+    head = [f"{method} {url} HTTP/1.1", "Host: docker", "Connection: close"]
+    if data is not None:
+        head += [f"Content-Type: {content_type}", f"Content-Length: {len(data)}"]
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (data or b""))
+    chunks = []
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    header, sep, body = raw.partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    if not sep or not lines[0].startswith("HTTP/"):
+        raise ValueError("not an HTTP response")
+    status = int(lines[0].split()[1])
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if fields.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    elif "content-length" in fields:
+        body = body[:int(fields["content-length"])]
+    return status, body
 
 
 def _target() -> tuple[str, str] | None:
@@ -68,38 +97,37 @@ class Engine:
         self.kind, self.address = target
         self.timeout = timeout
 
-    def _conn(self, timeout: float | None = None) -> http.client.HTTPConnection:
-        t = timeout if timeout is not None else self.timeout
+    def _socket(self, timeout: float | None) -> socket.socket:
         if self.kind == "unix":
-            return _UnixConnection(self.address, t)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(self.address)
+            return sock
         host, _, port = self.address.partition(":")
-        return http.client.HTTPConnection(host, int(port or 2375), timeout=t)
+        return socket.create_connection((host, int(port or 2375)), timeout=timeout)
 
     def call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
              raw: bytes | None = None, content_type: str = "application/json", timeout: float | None = None,
              ok: tuple[int, ...] = (200, 201, 204)) -> tuple[int, bytes]:
         url = path + ("?" + urlencode(query) if query else "")
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        headers = {"Content-Type": content_type} if data is not None else {}
-        conn = self._conn(timeout)
         try:
+            sock = self._socket(timeout if timeout is not None else self.timeout)
             try:
-                conn.request(method, url, body=data, headers=headers)
-                resp = conn.getresponse()
-                payload = resp.read()
-            except (OSError, http.client.HTTPException) as err:
-                where = self.address if self.kind == "tcp" else f"unix://{self.address}"
-                raise DaemonUnreachable(f"cannot reach the Docker daemon at {where}: {err}",
-                                        "is dockerd running, may you use its socket?") from err
-        finally:
-            conn.close()
-        if resp.status not in ok:
+                status, payload = _exchange(sock, method, url, data, content_type)
+            finally:
+                sock.close()
+        except (OSError, ValueError) as err:
+            where = self.address if self.kind == "tcp" else f"unix://{self.address}"
+            raise DaemonUnreachable(f"cannot reach the Docker daemon at {where}: {err}",
+                                    "is dockerd running, may you use its socket?") from err
+        if status not in ok:
             try:
                 message = json.loads(payload).get("message", "")
             except ValueError:
                 message = payload.decode("utf-8", "replace")[:300]
-            raise EngineError(resp.status, message or f"HTTP {resp.status}")
-        return resp.status, payload
+            raise EngineError(status, message or f"HTTP {status}")
+        return status, payload
 
     def json(self, method: str, path: str, **kw: Any) -> Any:
         _, payload = self.call(method, path, **kw)
