@@ -73,13 +73,6 @@ class DaemonImage:
     image_id: str
     local: bool  # the daemon's overlay2 directories are readable here (and so writable as root)
 
-    @property
-    def client(self) -> Any:
-        """The docker SDK client (imported only when a build or an SDK-only daemon needs it)."""
-        from ldfix.image.docker import client
-
-        return client()
-
 
 @dataclass
 class ImageView:
