@@ -14,7 +14,7 @@ import os
 from typing import IO, Any
 
 from ldfix.errors import ImageAccessError
-from ldfix.image import tarstream
+from ldfix.image import snapshot, tarstream
 from ldfix.image.base import ImageView, config_from
 from ldfix.image.decode import GZIP, ZSTD, Decoder, LayerStreamError
 from ldfix.image.layers import MergedTree, add_tar_layer
@@ -163,12 +163,21 @@ def open_archive(transport: str, path: str, keep: KeepPolicy | None = None) -> I
         view.close()
         raise
     short: list[str] = []
+    key = snapshot.file_key(path, str(view.image_id), *layers) if src.fh is not None else None
+    kept = snapshot.load_tree(key, src.fh) if key is not None else None
+    if kept is not None:
+        view.fs, view.snapshot_key = kept, key
+        layers = []
     try:
         for name in layers:
             short += _add_layer(view, src, name, keep)
     except BaseException:
         view.close()  # no open file or inflated temporary layer outlives a failed open
         raise
+    if key is not None and kept is None and not short:
+        assert isinstance(view.fs, MergedTree)
+        if snapshot.save_tree(key, view.fs):  # kept only when every layer was a plain tar (see save_tree)
+            view.snapshot_key = key
     if short:
         view.notes.append(f"{len(short)} files were read only in part from a compressed layer (e.g. {short[0]}): "
                           "what the scan says of them may be incomplete")

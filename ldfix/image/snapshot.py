@@ -1,9 +1,11 @@
 """What a scan learned about an image's files, kept on disk for the next scan of the same image: the merged
-tree of a daemon image's overlay2 layers (every path with its kind, mode, size, layer and host file) and,
-beside it, the library index built from it.
+tree of a daemon image's overlay2 layers (every path with its kind, mode, size, layer and host file) or of
+a `docker save` archive's uncompressed layer tars (with each member's offset), and, beside it, the library
+index built from it.
 
 The key is the image ID (the sha256 of its config, which names every layer's content) together with the
-layer directories it was read from, so a key never stands for other content; a snapshot of another format
+layer directories it was read from, or an archive's real path, size, mtime and inode with its image ID and
+layer names, so a key never stands for other content; a snapshot of another format
 version, a truncated file or one that does not load is ignored and rewritten. Files are written to a
 temporary name next to their final one and renamed, so a reader never sees half a file.
 
@@ -19,10 +21,10 @@ import marshal
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ldfix.image.base import Kind
-from ldfix.image.layers import HostFiles, MergedTree, Node
+from ldfix.image.layers import HostFiles, MergedTree, Node, TarFile
 
 VERSION = 1
 KINDS = list(Kind)
@@ -50,7 +52,7 @@ def _path(key: str, what: str) -> Path | None:
     return None if d is None else d / f"{key}.{what}"
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes) -> bool:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -58,9 +60,11 @@ def _write(path: Path, data: bytes) -> None:
             with open(tmp, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
+            return True
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+    return False
 
 
 def _read(path: Path | None) -> bytes | None:
@@ -72,20 +76,39 @@ def _read(path: Path | None) -> bytes | None:
         return None
 
 
-def save_tree(key: str, tree: MergedTree) -> None:
+def file_key(path: str, *more: str) -> str:
+    """A key for an image in a file (an archive): its real path, size, modification time and inode, so a
+    file written again is another image."""
+    st = os.stat(path)
+    return key_for(f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}", list(more))
+
+
+def save_tree(key: str, tree: MergedTree) -> bool:
+    """Keep a tree whose files are host files (overlay2) or members of one uncompressed tar file (a docker
+    save archive); a tree holding bytes of streamed layers is not kept."""
     path = _path(key, "tree")
     if path is None:
-        return
+        return False
+    sources: list[tuple[str, int]] = []
+    for src in tree.sources:
+        if isinstance(src, HostFiles):
+            sources.append(("host", 0))
+        elif isinstance(src, TarFile):
+            sources.append(("tar", src.base))
+        else:
+            return False
     index = {k: i for i, k in enumerate(KINDS)}
     paths, rows = [], []
     for p, n in tree.nodes.items():
         paths.append(p)
-        rows.append((index[n.kind], n.size, n.mode, n.layer, n.loc if isinstance(n.loc, str) else None, n.target))
+        loc = n.loc if isinstance(n.loc, (str, int)) else None
+        rows.append((index[n.kind], n.size, n.mode, n.layer, loc, n.target))
     children = {p: list(names) for p, names in tree.children.items()}
-    _write(path, marshal.dumps((VERSION, len(tree.sources), paths, rows, children)))
+    return _write(path, marshal.dumps((VERSION, sources, paths, rows, children)))
 
 
-def load_tree(key: str) -> MergedTree | None:
+def load_tree(key: str, fh: IO[bytes] | None = None) -> MergedTree | None:
+    """The kept tree; `fh`: the open file a tar-member tree reads from."""
     data = _read(_path(key, "tree"))
     if data is None:
         return None
@@ -93,8 +116,11 @@ def load_tree(key: str) -> MergedTree | None:
         version, sources, paths, rows, children = marshal.loads(data)
         if version != VERSION or len(paths) != len(rows):
             return None
+        if any(kind == "tar" for kind, _ in sources) and fh is None:
+            return None
         tree = MergedTree()
-        tree.sources = [HostFiles() for _ in range(sources)]
+        tree.sources = [HostFiles() if kind == "host" else TarFile(fh, base)  # type: ignore[arg-type]
+                        for kind, base in sources]
         tree.nodes = _LazyNodes(zip(paths, rows, strict=True))
         tree.children = {p: set(names) for p, names in children.items()}
     except (ValueError, EOFError, TypeError, IndexError):

@@ -10,6 +10,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -105,3 +106,39 @@ def test_malformed_archives_are_clean_errors(tmp_path: Path) -> None:
         else:
             raise AssertionError(f"{name}: accepted")
     assert not list(Path(tempfile.gettempdir()).glob("ldfix-layer-*")), "a failed open leaves no inflated layer"
+
+
+def test_an_archive_snapshot_gives_the_same_tree_and_a_rewritten_archive_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A docker save archive of plain layer tars is kept as a snapshot (image/snapshot.py) keyed by the file's
+    identity: the next open reads the same files without indexing the layers; a file written again (other
+    size or mtime) is another image."""
+    from ldfix.image.archive import open_archive
+
+    monkeypatch.setenv("LDFIX_CACHE_DIR", str(tmp_path / "cache"))
+    lower = _tar([("usr/", None, "dir"), ("usr/lib/", None, "dir"), ("usr/lib/a.so", b"AAAA", "file"),
+                  ("usr/lib/l.so", "a.so", "sym")])
+    upper = _tar([("usr/lib/.wh.a.so", b"", "file"), ("usr/lib/b.so", b"BB", "file")])
+    path = _save(tmp_path / "i.tar", [lower, upper], ["A=1"])
+
+    def files(view: object) -> dict[str, object]:
+        fs = view.fs  # type: ignore[attr-defined]
+        return {p: (fs.lstat(p), fs.read(p, 0, 9) if fs.lstat(p).kind.name == "FILE" else None)
+                for p in ("/usr/lib/b.so", "/usr/lib/l.so") if fs.lstat(p) is not None} | {
+            "gone": fs.lstat("/usr/lib/a.so"), "list": sorted(fs.listdir("/usr/lib"))}
+
+    first = open_archive("docker-archive", str(path))
+    assert first.snapshot_key is not None and (tmp_path / "cache/snapshots").is_dir()
+    want = files(first)
+    first.close()
+    again = open_archive("docker-archive", str(path))
+    assert again.snapshot_key == first.snapshot_key and files(again) == want
+    again.close()
+    _save(path, [lower, _tar([("usr/lib/b.so", b"BBBBBB", "file")])], ["A=1"])
+    other = open_archive("docker-archive", str(path))
+    assert other.snapshot_key != first.snapshot_key and other.fs.read("/usr/lib/b.so", 0, 9) == b"BBBBBB"
+    other.close()
+    monkeypatch.setenv("LDFIX_NO_CACHE", "1")
+    off = open_archive("docker-archive", str(path))
+    assert off.snapshot_key is None
+    off.close()
