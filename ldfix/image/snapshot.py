@@ -26,7 +26,7 @@ from typing import IO, Any
 from ldfix.image.base import Kind
 from ldfix.image.layers import HostFiles, MergedTree, Node, TarFile
 
-VERSION = 1
+VERSION = 2
 KINDS = list(Kind)
 
 
@@ -122,7 +122,7 @@ def load_tree(key: str, fh: IO[bytes] | None = None) -> MergedTree | None:
         tree.sources = [HostFiles() if kind == "host" else TarFile(fh, base)  # type: ignore[arg-type]
                         for kind, base in sources]
         tree.nodes = _LazyNodes(zip(paths, rows, strict=True))
-        tree.children = {p: set(names) for p, names in children.items()}
+        tree.children = children  # lists: a loaded tree is only read (listdir, kinds), never changed
     except (ValueError, EOFError, TypeError, IndexError):
         return None
     return tree

@@ -9,6 +9,7 @@ import contextlib
 import io
 import os
 import tarfile
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,6 +73,7 @@ class DockerOracle:
         self.timeout = timeout if timeout is not None else float(os.environ.get("LDFIX_LOADER_TIMEOUT", "30"))
         self.local = local  # the daemon's overlay2 directories are readable here (and so writable as root)
         self._warm: tuple[tuple[str, ...], Future[str]] | None = None  # (what it was made for, the container)
+        self._removing: list[threading.Thread] = []  # finished containers being removed
 
     PROBE = ".ldfix-probe.so"
 
@@ -102,6 +104,8 @@ class DockerOracle:
         if warm is not None:
             with contextlib.suppress(Exception):
                 self.api.remove(warm[1].result())
+        while self._removing:
+            self._removing.pop().join(timeout=60)
 
     def _container(self, args: list[str], env: Mapping[str, str]) -> str:
         warm = self._warm
@@ -148,8 +152,18 @@ class DockerOracle:
             out, err = self.api.logs(cid)
             return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         finally:
+            self._remove_later(cid)
+
+    def _remove_later(self, cid: str) -> None:
+        """Remove a finished container in a thread while the scan goes on; `release` waits for it (so does an
+        interrupt, whose cleanup removes whatever carries the session label)."""
+        def remove() -> None:
             with contextlib.suppress(Exception):
                 self.api.remove(cid)
+
+        t = threading.Thread(target=remove, name="ldfix-remove", daemon=True)
+        t.start()
+        self._removing.append(t)
 
     def help_text(self) -> str | None:
         code, out, _ = self._run(["--help"], {}, {})
@@ -164,7 +178,10 @@ class DockerOracle:
                          labels=LABEL)
         try:
             child = DockerOracle(self.engine, image_id, self.config, self.interp, self.timeout, self.local, sdk=cli)
-            return child.trace(needed, env, cwd)
+            try:
+                return child.trace(needed, env, cwd)
+            finally:
+                child.release()  # its container goes before the image it runs
         finally:
             with contextlib.suppress(Exception):
                 cli.images.remove(image_id, force=True)
