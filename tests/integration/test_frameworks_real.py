@@ -344,3 +344,34 @@ def test_paddle_asks_for_development_names_that_a_runtime_image_lacks(tmp_path: 
     missing = {f["soname"] for f in report["findings"] if f.get("framework") == "paddle" and f["severity"] == "error"}
     assert {"libcudnn.so", "libcublas.so", "libnccl.so"} <= missing
     assert dlopens_agree(image, report, "paddle", tmp_path) == 9  # none found by the loader either
+
+
+@pytest.mark.frameworks_full
+def test_torch_with_another_cublaslt_first_on_ld_library_path_is_judged_as_its_loader_binds(tmp_path: Path) -> None:
+    """nvidia-cublas 13.0.0.19's libcublas.so.13 carries DT_RUNPATH $ORIGIN (13.10 carries DT_RPATH): with
+    another release's libcublasLt.so.13 first on LD_LIBRARY_PATH, what each requester binds is what the
+    image's loader binds, and a skew between cuBLAS and cuBLASLt is named with the framework."""
+    other = "/opt/other/lib"
+
+    def build(root: Path) -> None:
+        install("torch==2.14.1", root, lambda n: n.startswith("torch/lib/") or n == "torch/version.py")
+        for spec in ("nvidia-cuda-runtime==13.0.96", "nvidia-cublas==13.0.0.19", "nvidia-cudnn-cu13",
+                     "nvidia-nccl-cu13", "nvidia-cusparselt-cu13", "nvidia-nvshmem-cu13", "nvidia-cufft",
+                     "nvidia-curand", "nvidia-cusparse", "nvidia-nvjitlink", "nvidia-cuda-nvrtc", "nvidia-cufile",
+                     "nvidia-cusolver", "nvidia-cuda-cupti==13.0.85"):
+            install(spec, root, libraries_only)
+        install("nvidia-cublas==13.10.0.20", root, lambda n: n.endswith("libcublasLt.so.13"), site="opt/other-wheel")
+        (root / other.lstrip("/")).mkdir(parents=True)
+        (root / "opt/other-wheel/nvidia/cu13/lib/libcublasLt.so.13").rename(root / other.lstrip("/") / "libcublasLt.so.13")
+
+    env = {**cuda_env("13.0.0"), "LD_LIBRARY_PATH": f"{other}:/usr/local/nvidia/lib:/usr/local/nvidia/lib64"}
+    image = build_image("ldfix-test/fw:torch-other-cublaslt", build, env, "torch-2.14.1-other-cublaslt-v1")
+    report = ldfix(image)
+    assert agree(image, report, "torch") >= 20  # every DT_NEEDED, cuBLAS's own cuBLASLt included
+    libs = {(r, s): lib for r, by in by_requester(report, "torch").items() for s, lib in by.items()}
+    lt = [lib for (r, s), lib in libs.items() if s == "libcublasLt.so.13"]
+    skew = [f for f in report["findings"] if f["code"] == "VERSION_SKEW" and f.get("framework") == "torch"]
+    if any(lib["path"] == f"{other}/libcublasLt.so.13" for lib in lt):
+        assert skew and "libcublasLt.so.13" in json.dumps(skew)  # the mixed releases are named
+    else:
+        assert not skew  # torch's RPATH bound the wheel's own cuBLASLt first: nothing mixes
