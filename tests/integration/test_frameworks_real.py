@@ -368,10 +368,11 @@ def test_torch_with_another_cublaslt_first_on_ld_library_path_is_judged_as_its_l
     image = build_image("ldfix-test/fw:torch-other-cublaslt", build, env, "torch-2.14.1-other-cublaslt-v1")
     report = ldfix(image)
     assert agree(image, report, "torch") >= 20  # every DT_NEEDED, cuBLAS's own cuBLASLt included
-    libs = {(r, s): lib for r, by in by_requester(report, "torch").items() for s, lib in by.items()}
-    lt = [lib for (r, s), lib in libs.items() if s == "libcublasLt.so.13"]
-    skew = [f for f in report["findings"] if f["code"] == "VERSION_SKEW" and f.get("framework") == "torch"]
-    if any(lib["path"] == f"{other}/libcublasLt.so.13" for lib in lt):
-        assert skew and "libcublasLt.so.13" in json.dumps(skew)  # the mixed releases are named
-    else:
-        assert not skew  # torch's RPATH bound the wheel's own cuBLASLt first: nothing mixes
+    wheel = f"{S}/torch/lib/../../nvidia/cu13/lib"
+    cuda = by_requester(report, "torch")[f"{S}/torch/lib/libtorch_cuda.so"]
+    # libtorch_cuda.so names cuBLASLt itself, through its DT_RPATH (which outranks LD_LIBRARY_PATH): the
+    # wheel's copy is loaded before cuBLAS asks for it, so the other release is never mapped by torch
+    assert cuda["libcublasLt.so.13"]["path"] == f"{wheel}/libcublasLt.so.13" and cuda["libcublasLt.so.13"]["via"] == "rpath"
+    assert not [f for f in report["findings"] if f["code"] in ("VERSION_SKEW", "SHADOWED") or f["severity"] == "error"]
+    # while cuBLAS 13.0's own DT_RUNPATH loses to LD_LIBRARY_PATH: loaded alone, it binds the other release
+    assert real_list(image, f"{S}/nvidia/cu13/lib/libcublas.so.13")["libcublasLt.so.13"] == f"{other}/libcublasLt.so.13"
