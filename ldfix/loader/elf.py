@@ -14,9 +14,7 @@ import enum
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.enums import ENUM_E_MACHINE
+from functools import lru_cache
 
 EM_386 = 3
 EM_X86_64 = 62
@@ -31,7 +29,12 @@ ELFOSABI_SYSV = 0
 ELFOSABI_GNU = 3
 LIBC_ABI_MAX = 6  # glibc's abi-tags: versions accepted with ELFOSABI_GNU are 0..LIBC_ABI_MAX-1
 
-_MACHINES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+@lru_cache(maxsize=1)
+def _machines() -> dict[int, str]:
+    """e_machine values to pyelftools' names (imported only when a message names a machine: 35 ms)."""
+    from elftools.elf.enums import ENUM_E_MACHINE
+
+    return {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
 
 MAX_STRING = 64 * 1024
 MAX_PHNUM = 4096
@@ -65,7 +68,7 @@ class ElfInfo:
 
     @property
     def machine_name(self) -> str:
-        return _MACHINES.get(self.machine, str(self.machine))
+        return _machines().get(self.machine, str(self.machine))
 
     @property
     def effective_rpath(self) -> str | None:
@@ -273,5 +276,5 @@ def machine_for_arch(arch: str) -> tuple[int, int]:
     return table.get(arch, (64, EM_X86_64))
 
 
-__all__ = ["ELFError", "ElfInfo", "ElfReadError", "Probe", "Segments", "Verdict", "machine_for_arch", "probe",
+__all__ = ["ElfInfo", "ElfReadError", "Probe", "Segments", "Verdict", "machine_for_arch", "probe",
            "read_elf", "segments"]
