@@ -163,7 +163,11 @@ def open_archive(transport: str, path: str, keep: KeepPolicy | None = None) -> I
         view.close()
         raise
     short: list[str] = []
-    key = snapshot.file_key(path, str(view.image_id), *layers) if src.fh is not None else None
+    # kept only for a scan's bounded keep policy (never every byte, never a temporary docker save file);
+    # an archive file is keyed by its identity, an OCI layout by its path and its blobs' digests
+    what = f"{type(keep).__name__}-{getattr(keep, 'version', '')}"
+    key = None if keep is None else snapshot.file_key(path, str(view.image_id), what, *layers) \
+        if src.fh is not None else snapshot.key_for(f"{os.path.realpath(path)}\0{view.image_id}", [what, *layers])
     kept = snapshot.load_tree(key, src.fh) if key is not None else None
     if kept is not None:
         view.fs, view.snapshot_key = kept, key
@@ -176,7 +180,7 @@ def open_archive(transport: str, path: str, keep: KeepPolicy | None = None) -> I
         raise
     if key is not None and kept is None and not short:
         assert isinstance(view.fs, MergedTree)
-        if snapshot.save_tree(key, view.fs):  # kept only when every layer was a plain tar (see save_tree)
+        if snapshot.save_tree(key, view.fs):
             view.snapshot_key = key
     if short:
         view.notes.append(f"{len(short)} files were read only in part from a compressed layer (e.g. {short[0]}): "

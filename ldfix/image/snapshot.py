@@ -1,6 +1,7 @@
 """What a scan learned about an image's files, kept on disk for the next scan of the same image: the merged
 tree of a daemon image's overlay2 layers (every path with its kind, mode, size, layer and host file) or of
-a `docker save` archive's uncompressed layer tars (with each member's offset), and, beside it, the library
+a `docker save` archive's uncompressed layer tars (with each member's offset) or of an archive's or OCI
+layout's compressed layers (with the byte ranges the stream kept of each file), and, beside it, the library
 index built from it.
 
 The key is the image ID (the sha256 of its config, which names every layer's content) together with the
@@ -20,13 +21,15 @@ import hashlib
 import marshal
 import os
 import pickle
+from array import array
 from pathlib import Path
 from typing import IO, Any
 
 from ldfix.image.base import Kind
 from ldfix.image.layers import HostFiles, MergedTree, Node, TarFile
+from ldfix.image.stream import NOTHING, KeptRanges, Sparse
 
-VERSION = 2
+VERSION = 4
 KINDS = list(Kind)
 
 
@@ -85,7 +88,8 @@ def file_key(path: str, *more: str) -> str:
 
 def save_tree(key: str, tree: MergedTree) -> bool:
     """Keep a tree whose files are host files (overlay2) or members of one uncompressed tar file (a docker
-    save archive); a tree holding bytes of streamed layers is not kept."""
+    save archive); a tree holding bytes of streamed layers is not kept. The columns are stored flat (one
+    string of NUL-separated paths, arrays of numbers) so that loading makes no object per path."""
     path = _path(key, "tree")
     if path is None:
         return False
@@ -95,16 +99,26 @@ def save_tree(key: str, tree: MergedTree) -> bool:
             sources.append(("host", 0))
         elif isinstance(src, TarFile):
             sources.append(("tar", src.base))
+        elif isinstance(src, KeptRanges):
+            sources.append(("kept", 0))
         else:
             return False
     index = {k: i for i, k in enumerate(KINDS)}
-    paths, rows = [], []
-    for p, n in tree.nodes.items():
-        paths.append(p)
-        loc = n.loc if isinstance(n.loc, (str, int)) else None
-        rows.append((index[n.kind], n.size, n.mode, n.layer, loc, n.target))
-    children = {p: list(names) for p, names in tree.children.items()}
-    return _write(path, marshal.dumps((VERSION, sources, paths, rows, children)))
+    nodes = list(tree.nodes.values())
+    kinds = bytes(index[n.kind] for n in nodes)
+    sizes = array("q", (n.size for n in nodes))
+    modes = array("i", (n.mode for n in nodes))
+    layers = array("i", (n.layer for n in nodes))
+    offsets = array("q", (n.loc if isinstance(n.loc, int) else -2 if n.loc is NOTHING else
+                          -3 if isinstance(n.loc, Sparse) else -1 for n in nodes))
+    sparse = {i: (n.loc.starts, n.loc.data) for i, n in enumerate(nodes)
+              if isinstance(n.loc, Sparse) and n.loc is not NOTHING}
+    locs = "\0".join(n.loc if isinstance(n.loc, str) else "" for n in nodes)
+    targets = "\0".join(n.target for n in nodes)
+    children = {p: "\0".join(names) for p, names in tree.children.items()}
+    return _write(path, marshal.dumps((VERSION, sources, "\0".join(tree.nodes), kinds, sizes.tobytes(),
+                                       modes.tobytes(), layers.tobytes(), offsets.tobytes(), locs, targets,
+                                       children, sparse)))
 
 
 def load_tree(key: str, fh: IO[bytes] | None = None) -> MergedTree | None:
@@ -113,38 +127,71 @@ def load_tree(key: str, fh: IO[bytes] | None = None) -> MergedTree | None:
     if data is None:
         return None
     try:
-        version, sources, paths, rows, children = marshal.loads(data)
-        if version != VERSION or len(paths) != len(rows):
+        (version, sources, paths, kinds, sizes, modes, layers, offsets, locs, targets, children,
+         sparse) = marshal.loads(data)
+        if version != VERSION:
             return None
         if any(kind == "tar" for kind, _ in sources) and fh is None:
             return None
+        cols = _Columns(kinds, sizes, modes, layers, offsets, locs.split("\0"), targets.split("\0"), sparse)
+        names = paths.split("\0")
+        if not len(names) == len(kinds) == len(cols.sizes) == len(cols.locs) == len(cols.targets):
+            return None
         tree = MergedTree()
-        tree.sources = [HostFiles() if kind == "host" else TarFile(fh, base)  # type: ignore[arg-type]
-                        for kind, base in sources]
-        tree.nodes = _LazyNodes(zip(paths, rows, strict=True))
-        tree.children = children  # lists: a loaded tree is only read (listdir, kinds), never changed
+        tree.sources = [HostFiles() if kind == "host" else KeptRanges() if kind == "kept"
+                        else TarFile(fh, base) for kind, base in sources]  # type: ignore[arg-type]
+        tree.nodes = _LazyNodes(zip(names, range(len(names)), strict=True), cols)
+        tree.children = _LazyChildren(children)
     except (ValueError, EOFError, TypeError, IndexError):
         return None
     return tree
 
 
+class _Columns:
+    def __init__(self, kinds: bytes, sizes: bytes, modes: bytes, layers: bytes, offsets: bytes, locs: list[str],
+                 targets: list[str], sparse: dict[int, tuple[list[int], list[bytes]]]) -> None:
+        self.sparse = sparse
+        self.kinds = kinds
+        self.sizes, self.modes = array("q", sizes), array("i", modes)
+        self.layers, self.offsets = array("i", layers), array("q", offsets)
+        self.locs, self.targets = locs, targets
+
+
 class _LazyNodes(dict):  # type: ignore[type-arg]
     """The nodes of a loaded snapshot, each made a Node the first time it is looked up: a scan looks at a
-    few thousand of an image's paths, so most rows stay the tuples they were loaded as."""
+    few thousand of an image's paths, so most stay the row number they were loaded as."""
+
+    def __init__(self, rows: Any, cols: _Columns) -> None:
+        super().__init__(rows)
+        self.cols = cols
 
     def get(self, key: Any, default: Any = None) -> Any:
         v = dict.get(self, key, default)
-        return self._node(key, v) if v.__class__ is tuple else v
+        return self._node(key, v) if v.__class__ is int else v
 
     def __getitem__(self, key: Any) -> Any:
         v = dict.__getitem__(self, key)
-        return self._node(key, v) if v.__class__ is tuple else v
+        return self._node(key, v) if v.__class__ is int else v
 
-    def _node(self, key: Any, row: tuple[Any, ...]) -> Node:
-        k, size, mode, layer, loc, target = row
-        node = Node(KINDS[k], size, mode, layer, loc, target)
+    def _node(self, key: Any, i: int) -> Node:
+        c = self.cols
+        offset = c.offsets[i]
+        loc: object = offset if offset >= 0 else NOTHING if offset == -2 else (
+            Sparse(list(zip(*c.sparse[i], strict=True))) if offset == -3 else (c.locs[i] or None))
+        node = Node(KINDS[c.kinds[i]], c.sizes[i], c.modes[i], c.layers[i], loc, c.targets[i])
         dict.__setitem__(self, key, node)
         return node
+
+
+class _LazyChildren(dict):  # type: ignore[type-arg]
+    """A directory's entries, split out of their stored string the first time the directory is listed."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        v = dict.get(self, key, default)
+        if v.__class__ is str:
+            v = v.split("\0") if v else []
+            dict.__setitem__(self, key, v)
+        return v
 
 
 def save_index(key: str, index: Any) -> None:

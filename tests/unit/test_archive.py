@@ -127,18 +127,51 @@ def test_an_archive_snapshot_gives_the_same_tree_and_a_rewritten_archive_another
                 for p in ("/usr/lib/b.so", "/usr/lib/l.so") if fs.lstat(p) is not None} | {
             "gone": fs.lstat("/usr/lib/a.so"), "list": sorted(fs.listdir("/usr/lib"))}
 
-    first = open_archive("docker-archive", str(path))
+    from ldfix.loader.keep import ScanKeep
+
+    plain = open_archive("docker-archive", str(path))
+    assert plain.snapshot_key is None  # no keep policy: every byte would be kept, so nothing is
+    plain.close()
+    first = open_archive("docker-archive", str(path), ScanKeep())
     assert first.snapshot_key is not None and (tmp_path / "cache/snapshots").is_dir()
     want = files(first)
     first.close()
-    again = open_archive("docker-archive", str(path))
+    again = open_archive("docker-archive", str(path), ScanKeep())
     assert again.snapshot_key == first.snapshot_key and files(again) == want
     again.close()
     _save(path, [lower, _tar([("usr/lib/b.so", b"BBBBBB", "file")])], ["A=1"])
-    other = open_archive("docker-archive", str(path))
+    other = open_archive("docker-archive", str(path), ScanKeep())
     assert other.snapshot_key != first.snapshot_key and other.fs.read("/usr/lib/b.so", 0, 9) == b"BBBBBB"
     other.close()
     monkeypatch.setenv("LDFIX_NO_CACHE", "1")
-    off = open_archive("docker-archive", str(path))
+    off = open_archive("docker-archive", str(path), ScanKeep())
     assert off.snapshot_key is None
     off.close()
+
+
+def test_a_gzip_oci_layout_snapshot_keeps_what_the_stream_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """A layout with gzip layers is streamed once; its snapshot keeps the byte ranges the scan's keep policy
+    kept, so the next open answers the same reads without inflating anything."""
+    from ldfix.image.archive import open_archive
+    from ldfix.loader.keep import ScanKeep
+    from tests.images import oci_layout_from_save
+
+    monkeypatch.setenv("LDFIX_CACHE_DIR", str(tmp_path / "cache"))
+    layer = _tar([("etc/", None, "dir"), ("etc/ld.so.conf", b"/opt/lib\n", "file"), ("opt/", None, "dir"),
+                  ("opt/lib/", None, "dir"), ("opt/lib/libx.so.1", b"\x7fELF" + bytes(60), "file"),
+                  ("opt/lib/libx.so", "libx.so.1", "sym")])
+    layout = oci_layout_from_save(_save(tmp_path / "i.tar", [layer], ["A=1"]), tmp_path / "oci")
+
+    def seen(view: object) -> tuple[object, ...]:
+        fs = view.fs  # type: ignore[attr-defined]
+        return (fs.read("/etc/ld.so.conf", 0, 99), fs.read("/opt/lib/libx.so.1", 0, 4), fs.readlink("/opt/lib/libx.so"),
+                sorted(fs.listdir("/opt/lib")), fs.lstat("/opt/lib/libx.so.1"))
+
+    first = open_archive("oci-dir", str(layout), ScanKeep())
+    want = seen(first)
+    first.close()
+    assert first.snapshot_key is not None and want[0] == b"/opt/lib\n"
+    again = open_archive("oci-dir", str(layout), ScanKeep())
+    assert again.snapshot_key == first.snapshot_key and seen(again) == want
+    again.close()
