@@ -155,13 +155,14 @@ class DockerOracle:
             self._remove_later(cid)
 
     def _remove_later(self, cid: str) -> None:
-        """Remove a finished container in a thread while the scan goes on; `release` waits for it (so does an
-        interrupt, whose cleanup removes whatever carries the session label)."""
+        """Remove a finished container in a thread while the scan goes on; `release` waits for it, and so does
+        the interpreter at exit (an interrupt's cleanup removes whatever carries the session label)."""
         def remove() -> None:
             with contextlib.suppress(Exception):
                 self.api.remove(cid)
 
-        t = threading.Thread(target=remove, name="ldfix-remove", daemon=True)
+        # not a daemon thread: the interpreter waits for it at exit even where no one calls `release`
+        t = threading.Thread(target=remove, name="ldfix-remove", daemon=False)
         t.start()
         self._removing.append(t)
 
