@@ -14,8 +14,8 @@ from ldfix.diagnose.finding import FIXABLE, FailOn, Finding, FixKind, Report, Se
 from ldfix.diagnose.rules.dockerfile_syntax import RULE as SYNTAX
 from ldfix.diagnose.scan import ScanOptions
 from ldfix.dockerfile.lint import KEY, StepFindings, lint_steps, stage_findings, syntax_findings
-from ldfix.dockerfile.model import Analysis, StageEnv, analyze, apply_onbuild, evaluate
-from ldfix.dockerfile.parser import Dockerfile, parse
+from ldfix.dockerfile.model import StageEnv, analyze, apply_onbuild, evaluate
+from ldfix.dockerfile.parser import parse
 from ldfix.dockerfile.result import Options, PatchResult
 from ldfix.dockerfile.settle import Relint, same, settle
 from ldfix.errors import InputFileError, LdfixError, UsageError
@@ -119,6 +119,7 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
             result.notes.append(f"the base image's ONBUILD triggers set {KEY}={base_env.get(KEY, '')} before this "
                                 "file's first instruction")
     stage_env = evaluate(an, stage, base_env, opts.build_args, wd, user)
+    relint = Relint(opts, base_env, wd, user, display)  # how the patched file is evaluated again
     lint = lint_steps(stage_env, display, stage_env.working_dir, df.escape, df)
     result.findings += sorted(_lint_findings(lint) + stage_findings(an, stage, display, user),
                               key=lambda f: (f.line or 0, f.column or 0))
@@ -140,11 +141,9 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
         fix = report.fix
         add = list(fix.ld_library_path_add) if fix and fix.kind is FixKind.ENV else []
         run_lines = list(fix.run_lines) if fix and fix.kind is FixKind.LDCONFIG else []
-        result.plan, patched = settle(an, stage, lint, add, run_lines, Relint(opts, base_env, wd, user, display),
-                                      _reason(report), result.notes)
+        result.plan, patched = settle(an, stage, lint, add, run_lines, relint, _reason(report), result.notes)
     else:
-        result.plan, patched = settle(an, stage, lint, [], [], Relint(opts, base_env, wd, user, display), "",
-                                      result.notes)
+        result.plan, patched = settle(an, stage, lint, [], [], relint, "", result.notes)
         if opts.base_env is not None:
             result.notes.append("--base-env given: no image was scanned; only the Dockerfile's own LD_LIBRARY_PATH "
                                 "lines were checked and repaired")
@@ -152,7 +151,7 @@ def run(path: str, opts: Options, opener: Opener, scanner: Scanner, display: str
     if not result.plan.changed:
         return result
     result.new = patched
-    recheck = Recheck(opts, base_env, wd, user, scanned, oracle, facts, built, scanner, scan_options, scan_env)
+    recheck = Recheck(relint, scanned, oracle, facts, built, scanner, scan_options, scan_env)
     result.verified = _recheck(result, recheck)
     if result.verified is False:
         result.notes.append("the patched file did not pass the re-check; no change is offered")
@@ -217,10 +216,7 @@ def _lint_findings(lint: list[StepFindings]) -> list[Finding]:
 class Recheck:
     """What the re-check of a patched file needs: the same base facts and the same scanned image."""
 
-    opts: Options
-    base_env: dict[str, str] | None
-    wd: str
-    user: str
+    relint: Relint  # the same build args, base env, working directory and user
     scanned: ImageView | None
     oracle: Oracle | None
     facts: ImageFacts | None
@@ -235,17 +231,13 @@ def _recheck(result: PatchResult, rc: Recheck) -> bool | None:
     with its LD_LIBRARY_PATH the scanned image must resolve every library (the model, then the image's own
     loader, through the same scan and fix verification as `ldfix scan`). Fills `result.after` with what would
     still be reported. None when no image could be asked."""
-    opts, base_env, wd, user, scanned, oracle, built = (rc.opts, rc.base_env, rc.wd, rc.user, rc.scanned,
-                                                        rc.oracle, rc.built)
-    df2: Dockerfile = parse(result.new)
-    an2: Analysis = analyze(df2, opts.build_args)
-    stage2 = an2.target(opts.target)
-    if df2.errors or an2.errors or stage2 is None:
+    base_env, scanned, oracle, built = rc.relint.base_env, rc.scanned, rc.oracle, rc.built
+    got = rc.relint.again(result.new)
+    if got is None:
         result.notes.append("internal error: the patched file does not parse")
         return False
-    env2: StageEnv = evaluate(an2, stage2, base_env, opts.build_args, wd, user)
-    after = _lint_findings(lint_steps(env2, result.path, env2.working_dir, df2.escape, df2))
-    after += stage_findings(an2, stage2, result.path, user)
+    env2 = got.env
+    after = _lint_findings(got.lint) + stage_findings(got.an, got.stage, result.path, rc.relint.user)
     result.after = after
     had = {same(f) for f in result.findings}
     new_errors = [f for f in after if f.severity is Severity.ERROR and same(f) not in had]

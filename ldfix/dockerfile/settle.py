@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ldfix.diagnose.finding import Finding
-from ldfix.dockerfile.model import Analysis, Stage, analyze, evaluate
-from ldfix.dockerfile.parser import Dockerfile, parse
+from ldfix.dockerfile.model import Analysis, Stage, StageEnv, analyze, evaluate
+from ldfix.dockerfile.parser import parse
 from ldfix.dockerfile.patch import Edit, Plan, apply, plan
 from ldfix.dockerfile.result import Options
 from ldfix.dockerfile.steplint import StepFindings, lint_steps
@@ -24,14 +24,24 @@ class Relint:
     user: str
     path: str
 
-    def steps(self, data: bytes) -> tuple[Dockerfile, list[StepFindings]] | None:
+    def again(self, data: bytes) -> Relinted | None:
+        """The patched file parsed, its target stage evaluated and its LD_LIBRARY_PATH steps linted; None
+        when it does not parse."""
         df = parse(data)
         an = analyze(df, self.opts.build_args)
         stage = an.target(self.opts.target)
         if df.errors or an.errors or stage is None:
             return None
         env = evaluate(an, stage, self.base_env, self.opts.build_args, self.wd, self.user)
-        return df, lint_steps(env, self.path, env.working_dir, df.escape, df)
+        return Relinted(an, stage, env, lint_steps(env, self.path, env.working_dir, df.escape, df))
+
+
+@dataclass(frozen=True)
+class Relinted:
+    an: Analysis
+    stage: Stage
+    env: StageEnv
+    lint: list[StepFindings]
 
 
 def _shifted(edits: list[Edit], line: int) -> int | None:
@@ -62,8 +72,8 @@ def _effective(an: Analysis, stage: Stage, lint: list[StepFindings], add: list[s
         p = plan(an, stage, lint, add, run_lines, relint.user, reason, frozenset(skip))
         if not p.repaired:
             return p
-        again = relint.steps(apply(an.df, p.edits))
-        new = {sf.step.assignment.instr.start: sf for sf in again[1]} if again else {}
+        again = relint.again(apply(an.df, p.edits))
+        new = {sf.step.assignment.instr.start: sf for sf in again.lint} if again else {}
         void = []
         for start in p.repaired:
             moved = _shifted(p.edits, start)
@@ -93,17 +103,13 @@ def settle(an: Analysis, stage: Stage, lint: list[StepFindings], add: list[str],
     for _ in range(3):
         if not first.repaired:
             break
-        got = relint.steps(data)
-        if got is None or not any(sf.repairable for sf in got[1]):
+        got = relint.again(data)
+        if got is None or not any(sf.repairable for sf in got.lint):
             break
-        df2 = got[0]
-        an2 = analyze(df2, relint.opts.build_args)
-        stage2 = an2.target(relint.opts.target)
-        assert stage2 is not None
-        more = _effective(an2, stage2, got[1], [], [], relint, reason, notes)
+        more = _effective(got.an, got.stage, got.lint, [], [], relint, reason, notes)
         if not more.changed:
             break
-        data = apply(df2, more.edits)
+        data = apply(got.an.df, more.edits)
         first.env_line = more.env_line or first.env_line
         first.dropped += more.dropped
     return first, data
