@@ -82,6 +82,8 @@ def open_daemon_image(ref: ImageRef, platform: Platform | None, no_pull: bool,
             attrs = api.inspect_image(ref.value)
         except eng.EngineError as err:
             raise ImageAccessError(f"cannot inspect {ref.value}: {err}", "check the reference") from err
+    if attrs is None and api is not None and no_pull:  # the daemon said it has no such image
+        raise _absent(ref)
     if attrs is None:
         attrs = _inspect_or_pull(ref, platform, no_pull, progress)
     config = config_from(attrs.get("Config") or {}, attrs.get("Architecture"), attrs.get("Os"), attrs.get("Variant"))
@@ -108,6 +110,11 @@ def open_daemon_image(ref: ImageRef, platform: Platform | None, no_pull: bool,
     return view
 
 
+def _absent(ref: ImageRef) -> ImageAccessError:
+    return ImageAccessError(f"image {ref.value} is not present locally",
+                            "run without --no-pull, or 'docker pull' it first")
+
+
 def _inspect_or_pull(ref: ImageRef, platform: Platform | None, no_pull: bool,
                      progress: ProgressCb | None) -> dict[str, Any]:
     """The inspect document through the docker SDK, pulling the image first when it is not here."""
@@ -118,8 +125,7 @@ def _inspect_or_pull(ref: ImageRef, platform: Platform | None, no_pull: bool,
         return dict(cli.images.get(ref.value).attrs)
     except docker.errors.ImageNotFound:
         if no_pull:
-            raise ImageAccessError(f"image {ref.value} is not present locally",
-                                   "run without --no-pull, or 'docker pull' it first") from None
+            raise _absent(ref) from None
         pull(cli, ref, platform, progress)
         try:
             return dict(cli.images.get(ref.value).attrs)
