@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ldfix.diagnose.rules.ldpath_bad import GUARD
 from ldfix.dockerfile.shell import ShellError, expand
 
 KEY = "LD_LIBRARY_PATH"
@@ -15,7 +16,7 @@ SELF = "\x00ldfix-self\x00"  # stands for the value before the assignment while 
 MARK = "\x01"  # stands for a top-level separator while expanding
 PLAIN_SELF = re.compile(r'^("?)\$(LD_LIBRARY_PATH|\{LD_LIBRARY_PATH\})\1$')
 GUARD_AFTER = "${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH}:}"  # self first: its separator only when it is set
-GUARD_BEFORE = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"  # self last
+GUARD_BEFORE = GUARD  # self last: the guard ldfix always appends the inherited value with
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ from ldfix.diagnose.finding import Finding, Severity
 from ldfix.diagnose.rules import BY_CODE
 from ldfix.diagnose.rules.dockerfile_syntax import RULE as SYNTAX
 from ldfix.diagnose.rules.stale_cache import RULE as STALE
+from ldfix.dockerfile.entries import KEY
 from ldfix.dockerfile.model import ROOT_USERS, Analysis, Stage, env_assignments
 from ldfix.dockerfile.parser import Dockerfile, Instruction, ParseError
 from ldfix.dockerfile.pragmas import key_position, suppressed
-from ldfix.dockerfile.steplint import KEY, StepFindings, lint_steps
+from ldfix.dockerfile.steplint import StepFindings, lint_steps
 
 __all__ = ["KEY", "StepFindings", "key_position", "lint_steps", "stage_findings", "suppressed", "syntax_findings"]
 EXPORT = re.compile(rf"(?:^|[;&|(\s])export\s+{KEY}=")

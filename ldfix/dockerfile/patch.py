@@ -14,11 +14,11 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from ldfix.dockerfile.entries import PLAIN_SELF, apply_spans
+from ldfix.dockerfile.entries import KEY, PLAIN_SELF, apply_spans
 from ldfix.dockerfile.model import ROOT_USERS, Analysis, Stage, env_assignments
 from ldfix.dockerfile.parser import Dockerfile, Instruction
 from ldfix.dockerfile.splice import rewrite
-from ldfix.dockerfile.steplint import KEY, StepFindings
+from ldfix.dockerfile.steplint import StepFindings
 from ldfix.dockerfile.words import word_spans
 
 LEGACY = re.compile(r"^[ \t]*(\S+)([ \t\r\n\v\f]+)")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
+from ldfix.dockerfile.entries import KEY
 from ldfix.dockerfile.parser import Dockerfile, Instruction
 
-KEY = "LD_LIBRARY_PATH"
 KEY_AT = re.compile(rf"(?<![$\w{{]){KEY}(?==|[ \t])")  # the key, not a $LD_LIBRARY_PATH reference
 PRAGMA = re.compile(r"#\s*ldfix\s+ignore\s*=\s*([A-Z_,\s]+)", re.I)
 KEEP = re.compile(r"#.*\bkeep\b.*\b(compat|stubs?)\b", re.I)

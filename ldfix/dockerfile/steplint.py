@@ -21,7 +21,7 @@ from ldfix.diagnose.finding import Finding, Severity
 from ldfix.diagnose.rules import BY_CODE
 from ldfix.diagnose.rules.ldpath_bad import GUARD as GUARD_FIX
 from ldfix.diagnose.rules.ldpath_bad import entry_problem
-from ldfix.dockerfile.entries import SELF, Change, RawEntry, apply_spans, edits, entries
+from ldfix.dockerfile.entries import KEY, SELF, Change, RawEntry, apply_spans, edits, entries
 from ldfix.dockerfile.model import EnvStep, StageEnv
 from ldfix.dockerfile.parser import Dockerfile
 from ldfix.dockerfile.pragmas import ON_PURPOSE, comments_above, key_position, suppressed
@@ -29,7 +29,6 @@ from ldfix.dockerfile.shell import ShellError, expand
 from ldfix.dockerfile.words import parse_words
 from ldfix.loader.env import in_dir_named, split_ld_library_path
 
-KEY = "LD_LIBRARY_PATH"
 SELF_REF = re.compile(r"\$(\{)?LD_LIBRARY_PATH\b")
 GUARDED = re.compile(r"\$\{LD_LIBRARY_PATH:?\+")
 
