@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ldfix.errors import DaemonUnreachable, ImageAccessError
-from ldfix.image.base import DaemonImage, ImageView, config_from
+from ldfix.image.base import DaemonImage, ImageFS, ImageView, config_from
 from ldfix.image.overlay2 import merge_host_layers
 from ldfix.image.refs import ImageRef, Platform
 
@@ -95,10 +95,11 @@ def open_daemon_image(ref: ImageRef, platform: Platform | None, no_pull: bool,
         from ldfix.image import snapshot
 
         key = snapshot.key_for(attrs["Id"], layers)
-        tree = snapshot.load_tree(key)
+        tree: ImageFS | None = snapshot.load_tree(key)
         if tree is None:
-            tree = merge_host_layers(layers)
-            snapshot.save_tree(key, tree)
+            merged = merge_host_layers(layers)
+            snapshot.save_tree(key, merged)
+            tree = merged
         view = ImageView(tree, config, ref.value, attrs.get("Id"), snapshot_key=key)
     else:
         view = _saved_view(client(), attrs, ref.value)

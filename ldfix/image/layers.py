@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import stat as statmod
+from collections.abc import Iterable
 from typing import IO, Protocol
 
 from ldfix.image import tarstream
@@ -27,7 +28,11 @@ class Source(Protocol):
 
 
 class HostFiles:
-    """Files of a directory on this machine (overlay2 layers): `loc` is the host path."""
+    """Files of a directory on this machine (overlay2 layers): `loc` is the host path, which is the layer's
+    `root` followed by the image path."""
+
+    def __init__(self, root: str = "") -> None:
+        self.root = root
 
     def read(self, loc: object, offset: int, size: int) -> bytes:
         assert isinstance(loc, str)
@@ -81,7 +86,52 @@ def _join(directory: str, name: str) -> str:
     return "/" + name if directory == "/" else directory + "/" + name
 
 
-class MergedTree:
+class TreeReads:
+    """The ImageFS calls of a merged tree, over its `node` (the entry at a path) and `names` (a directory's
+    entries): a tree being built (MergedTree) and a tree loaded from a snapshot (snapshot.StoredTree)."""
+
+    sources: list[Source]
+
+    def node(self, path: str) -> Node | None:
+        raise NotImplementedError
+
+    def names(self, path: str) -> Iterable[str]:
+        raise NotImplementedError
+
+    def lstat(self, path: str) -> Stat | None:
+        n = self.node(path)
+        if n is None:
+            return None
+        if n.size < 0:
+            _measure(n)
+        return Stat(n.kind, n.size, n.mode)
+
+    def readlink(self, path: str) -> str:
+        n = self.node(path)
+        if n is None or n.kind is not Kind.LINK:
+            raise OSError(f"{path}: not a symlink")
+        return n.target
+
+    def listdir(self, path: str) -> list[str]:
+        return list(self.names(path))
+
+    def kinds(self, path: str) -> list[tuple[str, Kind]]:
+        node = self.node
+        return [(name, node(_join(path, name)).kind) for name in self.names(path)]  # type: ignore[union-attr]
+
+    def read(self, path: str, offset: int, size: int) -> bytes:
+        n = self.node(path)
+        if n is None or n.kind is not Kind.FILE:
+            raise OSError(f"{path}: not a regular file")
+        if n.size < 0:
+            _measure(n)
+        size = max(0, min(size, n.size - offset))
+        if size == 0:
+            return b""
+        return self.sources[n.layer].read(n.loc, offset, size)
+
+
+class MergedTree(TreeReads):
     """The merged filesystem; an ImageFS. Build it with the `add_*` calls of one layer after another."""
 
     def __init__(self) -> None:
@@ -153,37 +203,11 @@ class MergedTree:
         gp, name = _split(parent)
         self.children[gp].add(name)
 
-    # -- ImageFS -------------------------------------------------------------------------------------
-    def lstat(self, path: str) -> Stat | None:
-        n = self.nodes.get(path)
-        if n is None:
-            return None
-        if n.size < 0:
-            _measure(n)
-        return Stat(n.kind, n.size, n.mode)
+    def node(self, path: str) -> Node | None:
+        return self.nodes.get(path)
 
-    def readlink(self, path: str) -> str:
-        n = self.nodes.get(path)
-        if n is None or n.kind is not Kind.LINK:
-            raise OSError(f"{path}: not a symlink")
-        return n.target
-
-    def listdir(self, path: str) -> list[str]:
-        return list(self.children.get(path, ()))
-
-    def kinds(self, path: str) -> list[tuple[str, Kind]]:
-        return [(name, self.nodes[_join(path, name)].kind) for name in self.children.get(path, ())]
-
-    def read(self, path: str, offset: int, size: int) -> bytes:
-        n = self.nodes.get(path)
-        if n is None or n.kind is not Kind.FILE:
-            raise OSError(f"{path}: not a regular file")
-        if n.size < 0:
-            _measure(n)
-        size = max(0, min(size, n.size - offset))
-        if size == 0:
-            return b""
-        return self.sources[n.layer].read(n.loc, offset, size)
+    def names(self, path: str) -> Iterable[str]:
+        return self.children.get(path, ())
 
 
 def _measure(n: Node) -> None:

@@ -23,7 +23,7 @@ def _is_opaque(host_dir: str) -> bool:
 
 def add_host_layer(tree: MergedTree, root: str) -> None:
     """Merge one overlay2 layer directory: one scandir walk, one opaque check per directory."""
-    layer = tree.new_layer(HostFiles())
+    layer = tree.new_layer(HostFiles(root))
     stack = [("/", root)]
     while stack:
         path, host = stack.pop()

@@ -23,14 +23,15 @@ import marshal
 import os
 import pickle
 from array import array
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from ldfix.image.base import Kind
-from ldfix.image.layers import HostFiles, MergedTree, Node, TarFile
+from ldfix.image.layers import HostFiles, MergedTree, Node, Source, TarFile, TreeReads
 from ldfix.image.stream import NOTHING, KeptRanges, Sparse
 
-VERSION = 4
+VERSION = 5
 KINDS = list(Kind)
 
 
@@ -113,110 +114,153 @@ def file_key(path: str, *more: str) -> str:
 
 def save_tree(key: str, tree: MergedTree) -> bool:
     """Keep a tree whose files are host files (overlay2) or members of one uncompressed tar file (a docker
-    save archive); a tree holding bytes of streamed layers is not kept. The columns are stored flat (one
-    string of NUL-separated paths, arrays of numbers) so that loading makes no object per path."""
+    save archive) or ranges a stream kept whole. The rows are grouped by directory and stored as flat columns
+    (NUL-terminated names, arrays of numbers, one string each for host paths and link targets with the
+    offsets of each row's piece), so that loading makes no object per path: see StoredTree."""
     path = _path(key, "tree")
     if path is None:
         return False
-    sources: list[tuple[str, int]] = []
+    sources: list[tuple[str, int | str]] = []
     for src in tree.sources:
         if isinstance(src, HostFiles):
-            sources.append(("host", 0))
+            sources.append(("host", src.root))
         elif isinstance(src, TarFile):
             sources.append(("tar", src.base))
         elif isinstance(src, KeptRanges):
             sources.append(("kept", 0))
         else:
             return False
+    dirs = list(tree.children)
+    first, name_at = array("q", [0]), array("q", [0])
+    names: list[str] = []
+    nodes: list[Node] = []
+    chars = 0
+    derived = []  # rows whose host path is their layer's root and their image path: not stored
+    roots = [src.root if isinstance(src, HostFiles) and src.root else None for src in tree.sources]
+    for d in dirs:
+        prefix = "/" if d == "/" else d + "/"
+        for name in tree.children[d]:
+            node = tree.nodes[prefix + name]
+            if node.layer >= 0 and node.loc.__class__ is str and roots[node.layer] is not None \
+                    and node.loc == f"{roots[node.layer]}{prefix}{name}":
+                derived.append(len(nodes))
+            names.append(name)
+            nodes.append(node)
+            chars += len(name) + 1
+        first.append(len(nodes))
+        name_at.append(chars)
     index = {k: i for i, k in enumerate(KINDS)}
-    nodes = list(tree.nodes.values())
     kinds = bytes(index[n.kind] for n in nodes)
     sizes = array("q", (n.size for n in nodes))
     modes = array("i", (n.mode for n in nodes))
     layers = array("i", (n.layer for n in nodes))
     offsets = array("q", (n.loc if isinstance(n.loc, int) else -2 if n.loc is NOTHING else
                           -3 if isinstance(n.loc, Sparse) else -1 for n in nodes))
+    for i in derived:
+        offsets[i] = -4
     sparse = {i: (n.loc.starts, n.loc.data) for i, n in enumerate(nodes)
               if isinstance(n.loc, Sparse) and n.loc is not NOTHING}
-    locs = "\0".join(n.loc if isinstance(n.loc, str) else "" for n in nodes)
-    targets = "\0".join(n.target for n in nodes)
-    children = {p: "\0".join(names) for p, names in tree.children.items()}
-    return _write(path, marshal.dumps((VERSION, sources, "\0".join(tree.nodes), kinds, sizes.tobytes(),
-                                       modes.tobytes(), layers.tobytes(), offsets.tobytes(), locs, targets,
-                                       children, sparse)))
+    locs, loc_at = _pieces(n.loc if isinstance(n.loc, str) and offsets[i] != -4 else ""
+                           for i, n in enumerate(nodes))
+    targets, target_at = _pieces(n.target for n in nodes)
+    return _write(path, marshal.dumps((
+        VERSION, sources, "\0".join(dirs), first.tobytes(), name_at.tobytes(), "".join(n + "\0" for n in names),
+        kinds, sizes.tobytes(), modes.tobytes(), layers.tobytes(), offsets.tobytes(), locs, loc_at.tobytes(),
+        targets, target_at.tobytes(), sparse)))
 
 
-def load_tree(key: str, fh: IO[bytes] | None = None) -> MergedTree | None:
+def _pieces(texts: Iterable[str]) -> tuple[str, array[int]]:
+    """One string of all `texts` and the offset where each starts (one more at the end)."""
+    at, joined, n = array("q", [0]), [], 0
+    for t in texts:
+        joined.append(t)
+        n += len(t)
+        at.append(n)
+    return "".join(joined), at
+
+
+def load_tree(key: str, fh: IO[bytes] | None = None) -> StoredTree | None:
     """The kept tree; `fh`: the open file a tar-member tree reads from."""
     data = _read(_path(key, "tree"))
     if data is None:
         return None
     try:
-        (version, sources, paths, kinds, sizes, modes, layers, offsets, locs, targets, children,
-         sparse) = marshal.loads(data)
+        (version, sources, dirs, first, name_at, names, kinds, sizes, modes, layers, offsets, locs, loc_at,
+         targets, target_at, sparse) = marshal.loads(data)
         if version != VERSION:
             return None
         if any(kind == "tar" for kind, _ in sources) and fh is None:
             return None
-        cols = _Columns(kinds, sizes, modes, layers, offsets, locs.split("\0"), targets.split("\0"), sparse)
-        names = paths.split("\0")
-        if not len(names) == len(kinds) == len(cols.sizes) == len(cols.locs) == len(cols.targets):
-            return None
-        tree = MergedTree()
-        tree.sources = [HostFiles() if kind == "host" else KeptRanges() if kind == "kept"
-                        else TarFile(fh, base) for kind, base in sources]  # type: ignore[arg-type]
-        tree.nodes = _LazyNodes(zip(names, range(len(names)), strict=True), cols)
-        tree.children = _LazyChildren(children)
+        return StoredTree([HostFiles(base) if kind == "host" else KeptRanges() if kind == "kept"
+                           else TarFile(fh, base) for kind, base in sources],  # type: ignore[arg-type]
+                          dirs.split("\0"), array("q", first), array("q", name_at), names, kinds,
+                          array("q", sizes), array("i", modes), array("i", layers), array("q", offsets),
+                          locs, array("q", loc_at), targets, array("q", target_at), sparse)
     except (ValueError, EOFError, TypeError, IndexError):
         return None
-    return tree
 
 
-class _Columns:
-    def __init__(self, kinds: bytes, sizes: bytes, modes: bytes, layers: bytes, offsets: bytes, locs: list[str],
-                 targets: list[str], sparse: dict[int, tuple[list[int], list[bytes]]]) -> None:
-        self.sparse = sparse
-        self.kinds = kinds
-        self.sizes, self.modes = array("q", sizes), array("i", modes)
-        self.layers, self.offsets = array("i", layers), array("q", offsets)
-        self.locs, self.targets = locs, targets
+class StoredTree(TreeReads):
+    """A tree loaded from its snapshot, an ImageFS read lazily: a scan looks at a few thousand of an image's
+    paths, so a directory's names are split out of the stored column the first time the directory is looked
+    in, and an entry becomes a Node the first time it is asked for. Loading it costs one `split` of the
+    directory names, whatever the number of files."""
 
+    def __init__(self, sources: list[Source], dirs: list[str], first: array[int], name_at: array[int], names: str,
+                 kinds: bytes, sizes: array[int], modes: array[int], layers: array[int], offsets: array[int],
+                 locs: str, loc_at: array[int], targets: str, target_at: array[int],
+                 sparse: dict[int, tuple[list[int], list[bytes]]]) -> None:
+        rows = len(kinds)
+        if not (len(dirs) + 1 == len(first) == len(name_at) and first[-1] == rows == len(sizes) == len(modes)
+                == len(layers) == len(offsets) == len(loc_at) - 1 == len(target_at) - 1
+                and name_at[-1] == len(names) and loc_at[-1] == len(locs) and target_at[-1] == len(targets)):
+            raise ValueError("the snapshot's columns disagree")
+        self.sources = sources
+        self._dirs = {d: k for k, d in enumerate(dirs)}
+        self._first, self._name_at, self._names = first, name_at, names
+        self._kinds, self._sizes, self._modes, self._layers, self._offsets = kinds, sizes, modes, layers, offsets
+        self._locs, self._loc_at, self._targets, self._target_at = locs, loc_at, targets, target_at
+        self._sparse = sparse
+        self._listed: dict[str, dict[str, int]] = {}
+        self._nodes: dict[str, Node | None] = {"/": Node(Kind.DIR)}
 
-class _LazyNodes(dict):  # type: ignore[type-arg]
-    """The nodes of a loaded snapshot, each made a Node the first time it is looked up: a scan looks at a
-    few thousand of an image's paths, so most stay the row number they were loaded as."""
+    def _listing(self, directory: str) -> dict[str, int] | None:
+        """A directory's names with their rows, or None when it is no directory of the tree."""
+        got = self._listed.get(directory)
+        if got is None:
+            k = self._dirs.get(directory)
+            if k is None:
+                return None
+            a, b, row = self._name_at[k], self._name_at[k + 1], self._first[k]
+            got = dict(zip(self._names[a:b - 1].split("\0"), range(row, self._first[k + 1]), strict=True)) \
+                if b > a else {}
+            self._listed[directory] = got
+        return got
 
-    def __init__(self, rows: Any, cols: _Columns) -> None:
-        super().__init__(rows)
-        self.cols = cols
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        v = dict.get(self, key, default)
-        return self._node(key, v) if v.__class__ is int else v
-
-    def __getitem__(self, key: Any) -> Any:
-        v = dict.__getitem__(self, key)
-        return self._node(key, v) if v.__class__ is int else v
-
-    def _node(self, key: Any, i: int) -> Node:
-        c = self.cols
-        offset = c.offsets[i]
-        loc: object = offset if offset >= 0 else NOTHING if offset == -2 else (
-            Sparse(list(zip(*c.sparse[i], strict=True))) if offset == -3 else (c.locs[i] or None))
-        node = Node(KINDS[c.kinds[i]], c.sizes[i], c.modes[i], c.layers[i], loc, c.targets[i])
-        dict.__setitem__(self, key, node)
+    def node(self, path: str) -> Node | None:
+        try:
+            return self._nodes[path]
+        except KeyError:
+            pass
+        parent, _, name = path.rpartition("/")
+        listing = None if parent.endswith("/") else self._listing(parent or "/")  # "//x" is no tree path
+        row = None if listing is None else listing.get(name)
+        node = None if row is None else self._node(row, path)
+        self._nodes[path] = node
         return node
 
+    def _node(self, i: int, path: str) -> Node:
+        offset = self._offsets[i]
+        loc: object = offset if offset >= 0 else NOTHING if offset == -2 else (
+            Sparse(list(zip(*self._sparse[i], strict=True))) if offset == -3 else
+            self.sources[self._layers[i]].root + path if offset == -4 else  # type: ignore[attr-defined]
+            self._locs[self._loc_at[i]:self._loc_at[i + 1]] or None)
+        return Node(KINDS[self._kinds[i]], self._sizes[i], self._modes[i], self._layers[i], loc,
+                    self._targets[self._target_at[i]:self._target_at[i + 1]])
 
-class _LazyChildren(dict):  # type: ignore[type-arg]
-    """A directory's entries, split out of their stored string the first time the directory is listed."""
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        v = dict.get(self, key, default)
-        if v.__class__ is str:
-            v = v.split("\0") if v else []
-            dict.__setitem__(self, key, v)
-        return v
+    def names(self, path: str) -> Iterable[str]:
+        listing = self._listing(path)
+        return () if listing is None else listing.keys()
 
 
 def save_index(key: str, index: Any) -> None:
