@@ -34,6 +34,9 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+HEAD = 16 << 10  # the first read of a METADATA file: its headers end before a description that can be long
+
+
 def _headers(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in text.splitlines():
@@ -56,7 +59,10 @@ def dists(walker: Walker, site: str, notes: list[str]) -> list[Dist]:
             notes.append(f"{site}/{entry} has no {posixpath.basename(meta)}: a broken or partial install, skipped")
             continue
         try:
-            text = walker.read(meta, 0, min(found[1].size, 1 << 20)).decode("utf-8", "replace")
+            data = walker.read(meta, 0, min(found[1].size, HEAD))
+            if found[1].size > HEAD and b"\n\n" not in data and b"\n\r\n" not in data:
+                data = walker.read(meta, 0, min(found[1].size, 1 << 20))
+            text = data.decode("utf-8", "replace")
         except OSError as err:
             notes.append(f"{meta} is unreadable ({err}): skipped")
             continue

@@ -6,7 +6,7 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -48,7 +48,11 @@ class CudaKnowledge:
 
     def is_cuda_family(self, soname: str) -> bool:
         base = soname.split(".so", 1)[0]
-        return any(base == p or base.startswith(p + "_") for p in self.family_prefixes)
+        return base in self.family_prefixes or base.startswith(self._family_starts)
+
+    @cached_property
+    def _family_starts(self) -> tuple[str, ...]:
+        return tuple(p + "_" for p in self.family_prefixes)
 
     def is_runtime_provided(self, soname: str) -> bool:
         return soname in self.runtime_provided or any(fnmatch.fnmatchcase(soname, p) for p in self.runtime_patterns)
