@@ -17,6 +17,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    import gc
     import signal
 
     signal.signal(signal.SIGINT, _terminate)
@@ -32,3 +33,7 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)  # do not wait for a loader thread still blocked on the daemon
+    finally:
+        # what is left is freed with the process: the collector's passes over every object at interpreter
+        # exit cost a scan about 0.06-0.1 s (atexit handlers and thread joins still run)
+        gc.freeze()
