@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ldfix.knowledge import cuda, loading  # noqa: E402
-from ldfix.loader.elf import read_elf  # noqa: E402
+from ldfix.knowledge import cuda, loading
+from ldfix.loader.elf import read_elf
 
 SONAME = re.compile(rb"lib[A-Za-z0-9_+-]+\.so(?:\.\d+)+")
 CUDA_FILES = ("capi/build_and_package_info.py", "python/platform/build_info.py", "cupy/.data/_wheel.json",

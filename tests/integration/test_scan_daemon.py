@@ -211,10 +211,10 @@ def test_a_whole_verified_scan_with_a_fix_runs_at_most_two_containers(wheel_imag
     """The probe container is created while the image is indexed; the targets and the fix are two runs."""
     import time
 
-    since = str(int(time.time()) - 1)
+    since = f"{time.time():.6f}"  # to the microsecond: an earlier test's containers are no part of this scan
     report = json.loads(ldfix("scan", wheel_image, "--no-pull", "--format", "json").stdout)
     assert report["fix"] and report["fix"]["verified"] is True
-    until = str(int(time.time()) + 1)
+    until = f"{time.time() + 0.5:.6f}"
     events = subprocess.run(["docker", "events", "--since", since, "--until", until, "--filter", "label=ldfix=scan",
                              "--filter", "event=create", "--format", "{{.ID}}"], capture_output=True, text=True,
                             timeout=60).stdout.split()
