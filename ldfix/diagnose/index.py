@@ -105,6 +105,6 @@ _LIB_RE = re.compile(r"\.so(\.[0-9][0-9A-Za-z_.]*)?$")
 
 def _looks_like_library(name: str) -> bool:
     """Names the loader or ldconfig could take as a library (not ld.so.conf, ld.so.cache...)."""
-    if name.endswith((".conf", ".cache", ".preload", ".d", ".py", ".txt", ".h")):
+    if ".so" not in name or name.endswith((".conf", ".cache", ".preload", ".d", ".py", ".txt", ".h")):
         return False
     return bool(_LIB_RE.search(name)) or is_dso_name(name)

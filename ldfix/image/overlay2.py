@@ -1,6 +1,6 @@
 """overlay2 layer directories of a local Docker daemon, merged into one tree: one scandir walk per layer, the
-opaque marker read once per directory, a 0/0 character device taken as a whiteout, and a file's size read
-only when a reader asks (the kind comes from the directory entry itself)."""
+opaque marker read once per directory that a lower layer has too, a 0/0 character device taken as a
+whiteout, and a file's size read only when a reader asks (the kind comes from the directory entry itself)."""
 
 from __future__ import annotations
 
@@ -22,38 +22,48 @@ def _is_opaque(host_dir: str) -> bool:
 
 
 def add_host_layer(tree: MergedTree, root: str) -> None:
-    """Merge one overlay2 layer directory: one scandir walk, one opaque check per directory."""
+    """Merge one overlay2 layer directory: one scandir walk, and an opaque check only for a directory that
+    lower layers have too (elsewhere there is nothing for it to hide)."""
     layer = tree.new_layer(HostFiles(root))
-    stack = [("/", root)]
+    nodes, children = tree.nodes, tree.children
+    stack = [("/", root, False)]
     while stack:
-        path, host = stack.pop()
+        path, host, below = stack.pop()
         try:
             entries = list(os.scandir(host))
         except OSError:
             continue
-        if path != "/" and _is_opaque(host):
+        if below and _is_opaque(host):
             tree.make_opaque(path, layer)
         prefix = "/" if path == "/" else path + "/"
-        put = tree.put_child
+        names = children[path]
         for e in entries:
             name = e.name
             full = prefix + name
             try:  # the kind comes from the directory entry itself; only odd files need an lstat
-                if e.is_symlink():
-                    put(path, name, full, Node(Kind.LINK, 0, 0o777, layer, None, os.readlink(e.path)))
+                if e.is_file(follow_symlinks=False):
+                    node = Node(Kind.FILE, -1, 0o644, layer, e.path)  # size read when needed
                 elif e.is_dir(follow_symlinks=False):
-                    put(path, name, full, Node(Kind.DIR, 0, 0o755, layer))
-                    stack.append((full, e.path))
-                elif e.is_file(follow_symlinks=False):
-                    put(path, name, full, Node(Kind.FILE, -1, 0o644, layer, e.path))  # size read when needed
+                    node = Node(Kind.DIR, 0, 0o755, layer)
+                    old = nodes.get(full)
+                    stack.append((full, e.path, old is not None and old.kind is Kind.DIR))
+                elif e.is_symlink():
+                    node = Node(Kind.LINK, 0, 0o777, layer, None, os.readlink(e.path))
                 else:
                     st = e.stat(follow_symlinks=False)
                     if statmod.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                         tree.remove(full)  # an overlay2 whiteout
-                    else:
-                        put(path, name, full, Node(stat_of(st).kind, 0, statmod.S_IMODE(st.st_mode), layer))
+                        continue
+                    node = Node(stat_of(st).kind, 0, statmod.S_IMODE(st.st_mode), layer)
             except OSError:
                 continue
+            if full in nodes:
+                tree.put_child(path, name, full, node)  # over a lower layer's entry
+            else:
+                nodes[full] = node
+                names.add(name)
+                if node.kind is Kind.DIR:
+                    children[full] = set()
 
 
 def merge_host_layers(top_first: list[str]) -> MergedTree:
