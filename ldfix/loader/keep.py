@@ -22,12 +22,15 @@ ELF_HEAD = 1 << 20  # ELF bytes buffered up front at least
 ELF_HEAD_MAX = 64 << 20  # ... at most, for a first PT_LOAD without code (symbol and string tables only)
 ELF_HEAD_CODE = 8 << 20  # ... when the first PT_LOAD holds the code too
 PF_X = 1
+PF_W = 2
 _WHOLE_PATHS = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.preload", "/var/lib/dpkg/status",
                 "/etc/os-release", "/usr/lib/os-release")
 _WHOLE_DIRS = ("/etc/ld.so.conf.d",)
+# matched against the name part of a path (fullmatch from the last slash: a `^` would match only at the
+# start of the whole path, so no name would ever match)
 _WHOLE_NAMES = re.compile(
-    r"^(ld-.*\.so.*|ld\.so.*|METADATA|PKG-INFO|top_level\.txt|direct_url\.json|version\.(json|txt|py)"
-    r"|_version\.py|build_info\.py|build_and_package_info\.py|cuda_version\.py|.*\.pth)$")
+    r"ld-.*\.so.*|ld\.so.*|METADATA|PKG-INFO|top_level\.txt|direct_url\.json|version\.(json|txt|py)"
+    r"|_version\.py|build_info\.py|build_and_package_info\.py|cuda_version\.py|.*\.pth")
 _CAP = 32 << 20  # a file this large is never kept whole
 
 
@@ -43,7 +46,7 @@ class ScanKeep:
         slash = path.rfind("/")
         if path in _WHOLE_PATHS or path[:slash] in _WHOLE_DIRS:
             return True
-        return size <= 8 << 20 and _WHOLE_NAMES.match(path, slash + 1) is not None
+        return size <= 8 << 20 and _WHOLE_NAMES.fullmatch(path, slash + 1) is not None
 
     def head(self, path: str, size: int, first: bytes) -> int:
         if first[:4] != b"\x7fELF":
@@ -59,6 +62,26 @@ class ScanKeep:
         if load0 is not None and not load0[3] & PF_X:
             return max(ELF_HEAD, min(load0[2], ELF_HEAD_MAX))
         return ELF_HEAD_CODE
+
+    def ahead(self, path: str, size: int, first: bytes) -> list[tuple[int, int]]:
+        """A read-only PT_LOAD that lies behind the first but before the dynamic section can hold the strings
+        the dynamic section names (a layout where the code comes first): the stream keeps it (up to
+        ELF_HEAD_MAX in all) as it passes, since it reaches the dynamic section only after it."""
+        if first[:4] != b"\x7fELF":
+            return []
+        try:
+            seg = segments(lambda offset, n: first[offset:offset + n], first[:64])
+        except ElfReadError:
+            return []
+        if seg.dynamic is None:
+            return []
+        out, budget = [], ELF_HEAD_MAX
+        for _, offset, filesz, flags in sorted(seg.loads, key=lambda ld: ld[1]):
+            if offset > 0 and not flags & (PF_X | PF_W) and offset < seg.dynamic[0] and budget > 0:
+                take = min(filesz, budget)
+                out.append((offset, offset + take))
+                budget -= take
+        return out
 
     def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
         head = read(0, 64)

@@ -175,3 +175,35 @@ def test_a_gzip_oci_layout_snapshot_keeps_what_the_stream_kept(tmp_path: Path, m
     again = open_archive("oci-dir", str(layout), ScanKeep())
     assert again.snapshot_key == first.snapshot_key and seen(again) == want
     again.close()
+
+
+def test_a_framework_read_through_a_gzip_layout_is_reported_as_from_its_files(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a scan reads of a framework install (package METADATA, torch/version.py, the ELF objects) is kept
+    by the one pass over a gzip layer: the layout's report has the framework entry and findings the same
+    files give in memory, and no file it reads is missing."""
+    from ldfix import api
+    from ldfix.diagnose.scan import ScanOptions
+    from ldfix.loader.keep import ScanKeep
+    from tests.images import oci_layout_from_save
+    from tests.unit.test_frameworks import torch
+    from tests.unit.test_rules import image
+
+    monkeypatch.setenv("LDFIX_NO_CACHE", "1")
+    memory = image(torch())
+    members: list[tuple[str, bytes | str | None, str]] = []
+    for path in sorted(memory.fs.nodes):  # type: ignore[attr-defined]
+        node = memory.fs.nodes[path]  # type: ignore[attr-defined]
+        if path != "/":
+            members.append((path.lstrip("/") + ("/" if node.kind is Kind.DIR else ""),
+                            None if node.kind is Kind.DIR else node.loc, node.kind.name.lower()))
+    layout = oci_layout_from_save(_save(tmp_path / "i.tar", [_tar(members)], []), tmp_path / "oci")
+    view = open_archive("oci-dir", str(layout), ScanKeep())
+    try:
+        streamed, _ = api.scan_view(view, None, ScanOptions())
+    finally:
+        view.close()
+    want, _ = api.scan_view(memory, None, ScanOptions())
+    assert [n for n in streamed.notes if "not kept" in n or "unreadable" in n] == []
+    assert streamed.frameworks == want.frameworks and streamed.frameworks[0]["framework"] == "torch"
+    assert streamed.findings == want.findings
