@@ -69,6 +69,11 @@ class KeepPolicy(Protocol):
         `read` is called; 0 on the first 4: keep nothing of this file."""
         ...
 
+    def ahead(self, path: str, size: int, first: bytes) -> list[tuple[int, int]]:
+        """Given the first bytes, byte ranges further on to buffer as the stream passes them, because `read`
+        may want them only after it has read something behind them."""
+        ...
+
     def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
         """Read what the scan will read of the file; `read` raises NotKept for bytes further on."""
         ...
@@ -82,6 +87,9 @@ class ScanAll:
 
     def head(self, path: str, size: int, first: bytes) -> int:
         return size
+
+    def ahead(self, path: str, size: int, first: bytes) -> list[tuple[int, int]]:
+        return []
 
     def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
         return None
@@ -98,27 +106,40 @@ def _coalesce(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 class _Pieces:
-    """Buffered stretches of one member, and a record of what the policy read of them."""
+    """Buffered stretches of one member, and a record of what the policy read of them. A read may run on
+    into a stretch that starts where its own ends."""
 
     def __init__(self) -> None:
         self.pieces: list[tuple[int, bytes]] = []
         self.spans: list[tuple[int, int]] = []
 
-    def read(self, offset: int, size: int) -> bytes:
+    def _bytes(self, offset: int, size: int) -> bytes | None:
         for start, data in self.pieces:
             if start <= offset < start + len(data):
                 got = data[offset - start:offset - start + size]
-                self.spans.append((offset, offset + len(got)))
+                end = start + len(data)
+                while len(got) < size:
+                    after = next((d for s, d in self.pieces if s == end and d), None)
+                    if after is None:
+                        break
+                    got += after[:size - len(got)]
+                    end += len(after)
                 return got
-        raise NotKept(offset, size)
+        return None
+
+    def read(self, offset: int, size: int) -> bytes:
+        got = self._bytes(offset, size)
+        if got is None:
+            raise NotKept(offset, size)
+        self.spans.append((offset, offset + len(got)))
+        return got
 
     def kept(self) -> Sparse:
         ranges = []
         for start, end in _coalesce(self.spans):
-            for pstart, data in self.pieces:
-                if pstart <= start < pstart + len(data):
-                    ranges.append((start, bytes(data[start - pstart:end - pstart])))
-                    break
+            got = self._bytes(start, end - start)
+            if got is not None:
+                ranges.append((start, bytes(got)))
         return Sparse(ranges)
 
 
@@ -140,6 +161,23 @@ def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reade
     pos = max(pos, want)
     if want == 0:
         return Sparse([]), pos, True
+    ahead = sorted((start, min(end, size)) for start, end in policy.ahead(path, size, first) if end > pos)
+
+    def advance(to: int) -> int:
+        """Move from `pos` to `to`, buffering the stretches of `ahead` on the way instead of skipping them."""
+        at = pos
+        for start, end in ahead:
+            if end <= at or start >= to:
+                continue
+            if start > at:
+                r.skip(start - at)
+                at = start
+            stop = min(end, to)
+            pieces.pieces.append((at, r.exact(stop - at)))
+            at = stop
+        r.skip(to - at)
+        return to
+
     for _ in range(64):
         pieces.spans.clear()
         try:
@@ -148,7 +186,7 @@ def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reade
         except NotKept as nk:
             if nk.offset < pos or nk.offset >= size:
                 return pieces.kept(), pos, nk.offset >= size
-            r.skip(nk.offset - pos)
+            pos = advance(nk.offset)
             take = min(max(nk.size, LOOKAHEAD), size - nk.offset)
             pieces.pieces.append((nk.offset, r.exact(take)))
             pos = nk.offset + take

@@ -240,19 +240,34 @@ def read_elf(read: Reader, head: bytes | None = None) -> ElfInfo:
                 raise ElfReadError("unterminated dynamic string")
             size *= 4
 
+    # the strings are read in file order (a stream that passed a string cannot go back for it: patchelf
+    # puts DT_RPATH's string after the others) and used in tag order, each error where its tag is
+    strings: dict[int, str | ElfReadError] = {}
+    for val in sorted({val for tag, val in tags if tag in (1, 14, 15, 29)}):
+        try:
+            strings[val] = string(val)
+        except ElfReadError as err:
+            strings[val] = err
+
+    def text(val: int) -> str:
+        got = strings[val]
+        if isinstance(got, ElfReadError):
+            raise got
+        return got
+
     soname = None
     needed: list[str] = []
     rpath = runpath = None
     flags_1 = 0
     for tag, val in tags:
         if tag == 1:
-            needed.append(string(val))
+            needed.append(text(val))
         elif tag == 14:
-            soname = string(val)
+            soname = text(val)
         elif tag == 15:
-            rpath = string(val) if rpath is None else rpath + ":" + string(val)
+            rpath = text(val) if rpath is None else rpath + ":" + text(val)
         elif tag == 29:
-            runpath = string(val) if runpath is None else runpath + ":" + string(val)
+            runpath = text(val) if runpath is None else runpath + ":" + text(val)
         elif tag == 0x6FFFFFFB:
             flags_1 = val
     return ElfInfo(cls, little, machine, etype, soname, tuple(needed), rpath, runpath, flags_1, interp, True)

@@ -118,6 +118,9 @@ class _FarRead:
     def head(self, path: str, size: int, first: bytes) -> int:
         return 16
 
+    def ahead(self, path: str, size: int, first: bytes) -> list[tuple[int, int]]:
+        return []
+
     def read(self, path: str, size: int, read: Callable[[int, int], bytes]) -> None:
         read(0, 16)
         if size > 100:
@@ -151,3 +154,55 @@ def test_zstd_decompressor_is_available() -> None:
 def test_member_path_fast_path_agrees_with_the_full_normalization(name: str) -> None:
     assert member_path(name) == normalize("/" + name)
 
+
+
+def _elf_laid_out(code: int, strings_first: bool, gap: int) -> bytes:
+    """A 64-bit shared object with the layouts one pass over a stream must still read: `strings_first`: a
+    PT_LOAD of `code` bytes of code first, then a read-only PT_LOAD holding the dynamic strings, then the
+    dynamic section (as some mypyc builds are); else the dynamic section first and the strings `gap` bytes
+    after it, DT_RPATH's string last but its tag first (as patchelf leaves them)."""
+    import struct
+
+    needed = ["libgfortran-040039e1.so.5", "libm.so.6", "libc.so.6"]
+    strtab = b"\0" + b"".join(n.encode() + b"\0" for n in needed) + b"libx.so\0" + b"$ORIGIN/../lib\0"
+    offsets = [1 + sum(len(n) + 1 for n in needed[:i]) for i in range(len(needed))]
+    soname_at = 1 + sum(len(n) + 1 for n in needed)
+    rpath_at = soname_at + len("libx.so") + 1
+    phdrs = 4
+    if strings_first:
+        str_off, dyn_off = code, code + 4096
+    else:
+        dyn_off, str_off = code, code + 4096 + gap
+    dyn = [(5, str_off), (10, len(strtab)), (15, rpath_at), *((1, o) for o in offsets), (14, soname_at), (0, 0)]
+    raw_dyn = b"".join(struct.pack("<qQ", t, v) for t, v in dyn)
+
+    def ph(kind: int, flags: int, off: int, size: int) -> bytes:
+        return struct.pack("<IIQQQQQQ", kind, flags, off, off, off, size, size, 4096)
+
+    head = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 3, 62, 1, 0, 64, 0, 0, 64, 56,
+                       phdrs, 64, 0, 0)
+    if strings_first:
+        loads = [ph(1, 5, 0, code), ph(1, 4, str_off, len(strtab)), ph(1, 6, dyn_off, len(raw_dyn))]
+    else:
+        loads = [ph(1, 5, 0, code), ph(1, 6, dyn_off, len(raw_dyn)), ph(1, 4, str_off, len(strtab))]
+    out = bytearray(head + b"".join(loads) + ph(2, 6, dyn_off, len(raw_dyn)))
+    end = max(str_off + len(strtab), dyn_off + len(raw_dyn))
+    out.extend(bytes(end - len(out)))
+    out[str_off:str_off + len(strtab)] = strtab
+    out[dyn_off:dyn_off + len(raw_dyn)] = raw_dyn
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("code", "strings_first", "gap"), [(9 << 20, True, 0), (9 << 20, False, 2 << 20),
+                                                            (12 << 20, False, 300)])
+def test_strings_behind_the_code_or_out_of_tag_order_are_kept_in_one_pass(code: int, strings_first: bool,
+                                                                          gap: int) -> None:
+    """The stream reaches the dynamic section only after the strings a code-first layout puts before it, and
+    a patchelf'd object's strings lie after it in another order than their tags: one pass keeps what the ELF
+    reader reads of both, so the tree answers it without a partial-file note."""
+    data = _elf_laid_out(code, strings_first, gap)
+    want = read_elf(lambda offset, n: data[offset:offset + n])
+    assert want.soname == "libx.so" and want.rpath == "$ORIGIN/../lib" and len(want.needed) == 3
+    tree, short = _stream(gzip.compress(_layer({"opt/lib/libx.so": data}), 1), ScanKeep())
+    assert short == []
+    assert read_elf(lambda offset, n: tree.read("/opt/lib/libx.so", offset, n)) == want
