@@ -209,6 +209,10 @@ class MergedTree(TreeReads):
     def names(self, path: str) -> Iterable[str]:
         return self.children.get(path, ())
 
+    def kinds(self, path: str) -> list[tuple[str, Kind]]:
+        nodes, prefix = self.nodes, "/" if path == "/" else path + "/"
+        return [(name, nodes[prefix + name].kind) for name in self.children.get(path, ())]
+
 
 def _measure(n: Node) -> None:
     """A host file's size and mode, read when first asked for: most of an image's files never are."""
