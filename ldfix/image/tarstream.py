@@ -8,9 +8,10 @@ number, a header past the end."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 BLOCK = 512
+_ZERO_BLOCK, _ZERO_PREFIX = bytes(BLOCK), bytes(155)
 REG, LNK, SYM, DIR = "0", "1", "2", "5"
 _REG_ALIASES = ("\0", "7")
 
@@ -19,8 +20,9 @@ class TarError(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
+    """One tar member (a tuple: a layer index makes one per file)."""
+
     name: str
     type: str  # REG, LNK, SYM, DIR, or another one-character type (devices, fifos)
     size: int
@@ -32,6 +34,15 @@ class Member:
 
 
 def _num(field: bytes) -> int:
+    if field and not field[0] & 0x80:
+        try:  # the common case, octal digits up to the first NUL
+            return int(field.split(b"\0", 1)[0] or b"0", 8)
+        except ValueError:
+            pass
+    return _num_slow(field)
+
+
+def _num_slow(field: bytes) -> int:
     if field and field[0] & 0x80:  # GNU base-256 for large sizes
         value = int.from_bytes(field[1:], "big")
         return value if not field[0] & 0x40 else -value
@@ -50,7 +61,7 @@ def _str(field: bytes) -> str:
 
 def _checksum_ok(header: bytes) -> bool:
     stored = header[148:156]
-    total = sum(header[:148]) + 8 * 32 + sum(header[156:])
+    total = sum(header) - sum(stored) + 8 * 32  # the checksum field counts as eight spaces
     try:
         return _num(stored) == total
     except TarError:
@@ -123,7 +134,7 @@ def members(r: Reader, on_data: Callable[[Member, Reader], int] | None = None) -
     global_pax: dict[str, str] = {}
     while True:
         header = r.read(BLOCK)
-        if len(header) < BLOCK or header == bytes(BLOCK):
+        if len(header) < BLOCK or header == _ZERO_BLOCK:
             return  # end of archive (two zero blocks, or a short end that Docker accepts too)
         if not _checksum_ok(header):
             raise TarError(f"bad tar header checksum at byte {r.pos - BLOCK}")
@@ -146,18 +157,22 @@ def members(r: Reader, on_data: Callable[[Member, Reader], int] | None = None) -
                 global_pax.update(_pax(data))
             continue
         name = _str(header[0:100])
-        if header[257:262] == b"ustar" and header[345:500].strip(b"\0"):
+        if header[257:262] == b"ustar" and header[345:500] != _ZERO_PREFIX:
             name = _str(header[345:500]) + "/" + name
-        attrs = {**global_pax, **pax}
-        name = long_name or attrs.get("path") or name
-        linkname = long_link or attrs.get("linkpath") or _str(header[157:257])
-        if "size" in attrs:
-            try:
-                size = int(attrs["size"])
-            except ValueError:
-                raise TarError("bad pax size") from None
+        if pax or global_pax:
+            attrs = {**global_pax, **pax}
+            name = long_name or attrs.get("path") or name
+            linkname = long_link or attrs.get("linkpath") or _str(header[157:257])
+            if "size" in attrs:
+                try:
+                    size = int(attrs["size"])
+                except ValueError:
+                    raise TarError("bad pax size") from None
+            pax = {}
+        else:  # the common case: no pax header applies
+            name = long_name or name
+            linkname = long_link or (_str(header[157:257]) if header[157] else "")
         long_name = long_link = None
-        pax = {}
         if kind in _REG_ALIASES:
             kind = REG
         device = kind in ("3", "4")  # device numbers only matter (and are only read) for device nodes

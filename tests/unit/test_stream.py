@@ -206,3 +206,14 @@ def test_strings_behind_the_code_or_out_of_tag_order_are_kept_in_one_pass(code: 
     tree, short = _stream(gzip.compress(_layer({"opt/lib/libx.so": data}), 1), ScanKeep())
     assert short == []
     assert read_elf(lambda offset, n: tree.read("/opt/lib/libx.so", offset, n)) == want
+
+
+@given(st.binary(min_size=1, max_size=12) | st.text(alphabet="01234567 \0_+-\t", min_size=1, max_size=12).map(str.encode))
+def test_the_fast_octal_field_parse_agrees_with_the_full_one(field: bytes) -> None:
+    def parse(fn: Callable[[bytes], int]) -> int | str:
+        try:
+            return fn(field)
+        except tarstream.TarError:
+            return "error"
+
+    assert parse(tarstream._num) == parse(tarstream._num_slow)
