@@ -64,16 +64,19 @@ class ScanKeep:
         return ELF_HEAD_CODE
 
     def ahead(self, path: str, size: int, first: bytes) -> list[tuple[int, int]]:
-        """A read-only PT_LOAD that lies behind the first but before the dynamic section can hold the strings
-        the dynamic section names (a layout where the code comes first): the stream keeps it (up to
-        ELF_HEAD_MAX in all) as it passes, since it reaches the dynamic section only after it."""
+        """Where the first PT_LOAD holds the code, a read-only PT_LOAD behind it but before the dynamic
+        section can hold the strings the dynamic section names (some mypyc builds): the stream keeps it (up
+        to ELF_HEAD_MAX in all) as it passes, since it reaches the dynamic section only after it. With the
+        code in a PT_LOAD of its own (-z separate-code) the strings are in the first one, which `head`
+        keeps, and the read-only PT_LOAD after the code is .rodata: nothing is kept ahead."""
         if first[:4] != b"\x7fELF":
             return []
         try:
             seg = segments(lambda offset, n: first[offset:offset + n], first[:64])
         except ElfReadError:
             return []
-        if seg.dynamic is None:
+        load0 = next((ld for ld in seg.loads if ld[1] == 0), None)
+        if seg.dynamic is None or load0 is None or not load0[3] & PF_X:
             return []
         out, budget = [], ELF_HEAD_MAX
         for _, offset, filesz, flags in sorted(seg.loads, key=lambda ld: ld[1]):

@@ -156,7 +156,7 @@ def test_member_path_fast_path_agrees_with_the_full_normalization(name: str) -> 
 
 
 
-def _elf_laid_out(code: int, strings_first: bool, gap: int) -> bytes:
+def _elf_laid_out(code: int, strings_first: bool, gap: int, load0_flags: int = 5) -> bytes:
     """A 64-bit shared object with the layouts one pass over a stream must still read: `strings_first`: a
     PT_LOAD of `code` bytes of code first, then a read-only PT_LOAD holding the dynamic strings, then the
     dynamic section (as some mypyc builds are); else the dynamic section first and the strings `gap` bytes
@@ -182,7 +182,7 @@ def _elf_laid_out(code: int, strings_first: bool, gap: int) -> bytes:
     head = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 3, 62, 1, 0, 64, 0, 0, 64, 56,
                        phdrs, 64, 0, 0)
     if strings_first:
-        loads = [ph(1, 5, 0, code), ph(1, 4, str_off, len(strtab)), ph(1, 6, dyn_off, len(raw_dyn))]
+        loads = [ph(1, load0_flags, 0, code), ph(1, 4, str_off, len(strtab)), ph(1, 6, dyn_off, len(raw_dyn))]
     else:
         loads = [ph(1, 5, 0, code), ph(1, 6, dyn_off, len(raw_dyn)), ph(1, 4, str_off, len(strtab))]
     out = bytearray(head + b"".join(loads) + ph(2, 6, dyn_off, len(raw_dyn)))
@@ -217,3 +217,13 @@ def test_the_fast_octal_field_parse_agrees_with_the_full_one(field: bytes) -> No
             return "error"
 
     assert parse(tarstream._num) == parse(tarstream._num_slow)
+
+
+def test_only_a_code_first_layout_keeps_a_read_only_segment_ahead() -> None:
+    """The read-only PT_LOAD after the code is kept ahead only where the first PT_LOAD holds the code; after
+    a non-executable first PT_LOAD (-z separate-code, where the strings are) it is .rodata, not kept."""
+    code_first = _elf_laid_out(9 << 20, True, 0)
+    separate = _elf_laid_out(9 << 20, True, 0, load0_flags=4)
+    keep = ScanKeep()
+    assert keep.ahead("/a.so", len(code_first), code_first[:1 << 16]) == [(9 << 20, (9 << 20) + 70)]  # the strings' segment
+    assert keep.ahead("/a.so", len(separate), separate[:1 << 16]) == []
