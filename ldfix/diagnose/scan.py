@@ -5,15 +5,17 @@ Planning and re-checking a fix is fix/'s job; the composition root (api.py) puts
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ldfix.diagnose.context import ImageFacts, ScanContext, describe_tried
 from ldfix.diagnose.finding import FailOn, Finding, ImageInfo, LibraryResult, Report, Status, Via
 from ldfix.diagnose.rules import REGISTRY
 from ldfix.knowledge import cuda
 from ldfix.oracle.base import Trace
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def ask_loader(facts: ImageFacts, targets: list[str], env: Mapping[str, str]) ->
     """Start the image's loader on the targets in a thread, so it runs while the model works."""
     if facts.oracle is None:
         return None
+    from concurrent.futures import ThreadPoolExecutor  # a static scan never imports it
+
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ldfix-loader")
     try:
         return pool.submit(facts.oracle.trace, list(targets), dict(env), facts.view.config.working_dir)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from importlib import resources
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -58,6 +58,13 @@ class CudaKnowledge:
         return soname in self.runtime_provided or any(fnmatch.fnmatchcase(soname, p) for p in self.runtime_patterns)
 
 
+def _data(name: str) -> str:
+    """A data file shipped beside this module (read as a file: importlib.resources costs a scan ~20 ms of
+    imports, and ldfix is never imported from a zip)."""
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as fh:
+        return fh.read()
+
+
 def _validate(raw: dict[str, object]) -> CudaKnowledge:
     def strings(key: str) -> list[str]:
         value = raw.get(key)
@@ -89,7 +96,7 @@ def _validate(raw: dict[str, object]) -> CudaKnowledge:
 
 @lru_cache(maxsize=1)
 def cuda() -> CudaKnowledge:
-    text = resources.files("ldfix.knowledge").joinpath("cuda.json").read_text(encoding="utf-8")
+    text = _data("cuda.json")
     return _validate(json.loads(text))
 
 
@@ -103,7 +110,7 @@ class FrameworkNeeds:
 
 @lru_cache(maxsize=1)
 def _frameworks() -> dict[str, Any]:
-    text = resources.files("ldfix.knowledge").joinpath("frameworks.json").read_text(encoding="utf-8")
+    text = _data("frameworks.json")
     data = json.loads(text)
     for name, rows in data["frameworks"].items():
         for row in rows:
@@ -174,7 +181,7 @@ class Loading:
 
 @lru_cache(maxsize=1)
 def loading() -> tuple[Loading, ...]:
-    text = resources.files("ldfix.knowledge").joinpath("loading.json").read_text(encoding="utf-8")
+    text = _data("loading.json")
     data = json.loads(text)
     out = []
     for name, row in data["frameworks"].items():
@@ -200,7 +207,7 @@ def release_row(framework: str, version: str) -> FrameworkNeeds | None:
 
 @lru_cache(maxsize=1)
 def _wheel_names() -> dict[str, dict[str, str]]:
-    text = resources.files("ldfix.knowledge").joinpath("loading.json").read_text(encoding="utf-8")
+    text = _data("loading.json")
     return dict(json.loads(text)["wheels"])
 
 
