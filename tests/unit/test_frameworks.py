@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ldfix import api
 from ldfix.diagnose.finding import Finding
 from ldfix.diagnose.scan import ScanOptions
@@ -183,3 +186,21 @@ def test_glob_and_wheel_release() -> None:
     wheels = (Dist("nvidia-cudnn-cu12", "9.28.0.42", SITE, ""),)
     assert wheel_release(f"{SITE}/nvidia/cudnn/lib/libcudnn.so.9", wheels) == "9.28.0.42"
     assert wheel_release("/usr/lib/x86_64-linux-gnu/libcudnn_graph.so.9.1.0", wheels) == "9.1.0"
+
+
+@given(st.lists(st.sampled_from(["Name: torch", "Version: 2.1", "Summary: x", "", " ", "\r", "  cont",
+                                 "Name: other", "Key:v\x0cX: y", "Requires-Dist: a"]), max_size=12))
+def test_metadata_headers_end_at_the_first_blank_line_however_the_text_is_cut(lines: list[str]) -> None:
+    """_headers cuts the text at its first empty line before splitting it: the same headers as reading every
+    line up to the first blank one."""
+    from ldfix.frameworks import detect
+
+    text = "\n".join(lines)
+    want: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        if sep and key and not key[0].isspace():
+            want.setdefault(key.strip().lower(), value.strip())
+    assert detect._headers(text) == want
