@@ -16,7 +16,7 @@ from typing import IO, Any
 from ldfix.errors import ImageAccessError
 from ldfix.image import snapshot, tarstream
 from ldfix.image.base import ImageView, config_from
-from ldfix.image.decode import GZIP, ZSTD, Decoder, LayerStreamError
+from ldfix.image.decode import GZIP, ZSTD, LayerStreamError, PrefetchingDecoder
 from ldfix.image.layers import MergedTree, add_tar_layer
 from ldfix.image.stream import KeepPolicy, ScanAll, add_stream_layer
 
@@ -199,7 +199,7 @@ def _add_layer(view: ImageView, src: _Source, name: str, keep: KeepPolicy | None
     assert isinstance(view.fs, MergedTree)
     try:
         if magic.startswith(GZIP) or magic == ZSTD:
-            return add_stream_layer(view.fs, Decoder(_Window(fh, start, size).read), keep or ScanAll())
+            return add_stream_layer(view.fs, PrefetchingDecoder(_Window(fh, start, size).read), keep or ScanAll())
         add_tar_layer(view.fs, fh, start, size)
         return []
     except (tarstream.TarError, LayerStreamError) as err:

@@ -23,7 +23,7 @@ from ldfix.image import tarstream
 from ldfix.image.base import ImageView, config_from
 from ldfix.image.blobcache import BlobCache
 from ldfix.image.blobstream import Blob, Endpoint, Progress
-from ldfix.image.decode import Decoder, LayerStreamError
+from ldfix.image.decode import Decoder, LayerStreamError, PrefetchingDecoder
 from ldfix.image.layers import MergedTree
 from ldfix.image.refs import Platform
 from ldfix.image.registry import Client, RemoteName
@@ -126,7 +126,7 @@ def _layer(view: ImageView, ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy
     cached = cache.blob(digest) if cache is not None else None
     if cached is not None and os.path.exists(cached):
         with open(cached, "rb") as fh:
-            short = _merge(tree, Decoder(fh.read), keep, record, f"the cached layer {digest}")
+            short = _merge(tree, PrefetchingDecoder(fh.read), keep, record, f"the cached layer {digest}")
     else:
         tmp = None
         tee = None
@@ -137,7 +137,7 @@ def _layer(view: ImageView, ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy
         try:
             blob = Blob(ep, digest, size, progress, tee)
             try:
-                short = _merge(tree, Decoder(blob.read), keep, record,
+                short = _merge(tree, PrefetchingDecoder(blob.read), keep, record,
                                f"the layer {blob.short} of {ep.name}")
             except ImageAccessError:
                 if blob.drain():  # an altered blob says so, rather than "corrupt gzip"

@@ -216,13 +216,16 @@ def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
 
     reader = tarstream.Reader(decoder.read, decoder.skip)
     previous: tarstream.Member | None = None
-    for m in tarstream.members(reader, on_data):
+    try:
+        for m in tarstream.members(reader, on_data):
+            if record is not None and previous is not None:
+                record.append((previous, kept.pop(id(previous), None)))
+            current[0] = member_path(m.name)
+            apply_member(tree, m, layer, None, current[0])
+            previous = m
         if record is not None and previous is not None:
             record.append((previous, kept.pop(id(previous), None)))
-        current[0] = member_path(m.name)
-        apply_member(tree, m, layer, None, current[0])
-        previous = m
-    if record is not None and previous is not None:
-        record.append((previous, kept.pop(id(previous), None)))
-    decoder.finish()
+        decoder.finish()
+    finally:
+        decoder.close()  # a decoder reading ahead stops its thread
     return short

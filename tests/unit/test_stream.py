@@ -227,3 +227,33 @@ def test_only_a_code_first_layout_keeps_a_read_only_segment_ahead() -> None:
     keep = ScanKeep()
     assert keep.ahead("/a.so", len(code_first), code_first[:1 << 16]) == [(9 << 20, (9 << 20) + 70)]  # the strings' segment
     assert keep.ahead("/a.so", len(separate), separate[:1 << 16]) == []
+
+
+@pytest.mark.parametrize("damage", ["none", "truncated", "corrupt"])
+def test_a_decoder_reading_ahead_gives_the_same_tree_and_errors_and_stops_its_thread(damage: str) -> None:
+    """PrefetchingDecoder inflates in a thread of its own: the merge it feeds is the same as the plain
+    decoder's, a damaged stream raises in the reader, and when the merge ends (either way) the thread is gone
+    and the switch interval is back."""
+    import sys
+    import threading
+
+    from ldfix.image.decode import PrefetchingDecoder
+
+    blob = gzip.compress(_layer(FILES))
+    if damage == "truncated":
+        blob = blob[:len(blob) // 2]
+    elif damage == "corrupt":
+        blob = blob[:200] + bytes(500) + blob[700:]
+    before = sys.getswitchinterval()
+    outcomes = []
+    for make in (Decoder, PrefetchingDecoder):
+        tree = MergedTree()
+        try:
+            short = add_stream_layer(tree, make(_reader(blob)), ScanKeep())
+            outcomes.append(("ok", short, {p: tree.lstat(p) for p in tree.nodes}))
+        except (LayerStreamError, tarstream.TarError) as err:
+            outcomes.append(("error", type(err).__name__, None))
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0][0] == "ok") == (damage == "none")
+    assert not [t for t in threading.enumerate() if t.name == "ldfix-inflate"]
+    assert sys.getswitchinterval() == before
