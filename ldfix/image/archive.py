@@ -54,8 +54,7 @@ class _Source:
         if not is_dir:
             try:
                 self.fh = open(path, "rb")  # noqa: SIM115 (kept open for the scan, closed with the view)
-                fh = self.fh
-                reader = tarstream.Reader(fh.read, lambda n: _seek_ahead(fh, n))
+                reader = tarstream.file_reader(self.fh, 0, os.fstat(self.fh.fileno()).st_size)
                 for m in tarstream.members(reader):
                     self.members[m.name.lstrip("./").lstrip("/")] = m
             except (OSError, tarstream.TarError) as err:
@@ -91,10 +90,6 @@ class _Source:
         m = self.members[name]
         assert self.fh is not None
         return self.fh, m.offset, m.size
-
-
-def _seek_ahead(fh: IO[bytes], n: int) -> None:
-    fh.seek(n, os.SEEK_CUR)
 
 
 def _blob_name(digest: str) -> str:

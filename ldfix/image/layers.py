@@ -267,51 +267,8 @@ def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object,
         tree.put_at(parent, base, path, Node(Kind.OTHER, 0, m.mode, layer))
 
 
-WINDOW = 1 << 16  # bytes read at a time by the header walk of a seekable layer tar
-
-
-class _Headers:
-    """`read`/`skip` over [start, end) of a seekable file for the header walk: one pread of WINDOW bytes
-    serves the headers of the small members that lie in it, and a skip past the window costs no read at all
-    (a header after a large member is one pread), instead of a seek and a buffered read per member."""
-
-    def __init__(self, fh: IO[bytes], start: int, end: int) -> None:
-        self.fd = fh.fileno()
-        self.pos, self.end = start, end
-        self.buf, self.at = b"", start  # the window and where it starts in the file
-
-    def read(self, n: int) -> bytes:
-        n = max(0, min(n, self.end - self.pos))
-        off = self.pos - self.at
-        if off < 0 or off + n > len(self.buf):
-            self.buf, self.at, off = os.pread(self.fd, max(n, min(WINDOW, self.end - self.pos)), self.pos), \
-                self.pos, 0
-        data = self.buf[off:off + n]
-        self.pos += len(data)
-        return data
-
-    def skip(self, n: int) -> None:
-        self.pos += n
-
-
 def add_tar_layer(tree: MergedTree, fh: IO[bytes], start: int, size: int) -> None:
     """Merge an uncompressed layer tar lying at [start, start+size) of a seekable file: headers only."""
     layer = tree.new_layer(TarFile(fh, start))
-    try:
-        fh.fileno()
-    except (OSError, AttributeError, ValueError):  # a file object without a descriptor (tests)
-        fh.seek(start)
-        end = start + size
-
-        def read(n: int) -> bytes:
-            return fh.read(max(0, min(n, end - fh.tell())))
-
-        def skip(n: int) -> None:
-            fh.seek(n, os.SEEK_CUR)
-
-        reader = tarstream.Reader(read, skip)
-    else:
-        headers = _Headers(fh, start, start + size)
-        reader = tarstream.Reader(headers.read, headers.skip)
-    for m in tarstream.members(reader):
+    for m in tarstream.members(tarstream.file_reader(fh, start, start + size)):
         apply_member(tree, m, layer, m.offset)

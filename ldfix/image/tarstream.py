@@ -7,8 +7,9 @@ number, a header past the end."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 BLOCK = 512
 _ZERO_BLOCK, _ZERO_PREFIX = bytes(BLOCK), bytes(155)
@@ -181,3 +182,49 @@ def members(r: Reader, on_data: Callable[[Member, Reader], int] | None = None) -
         yield m
         used = on_data(m, r) if on_data is not None and kind == REG else 0
         r.skip(_padded(size) - used)
+
+
+WINDOW = 1 << 16  # bytes read at a time by the header walk of a seekable file
+
+
+class _Window:
+    """`read`/`skip` over [start, end) of a file descriptor for the header walk: one pread of WINDOW bytes
+    serves the headers of the small members that lie in it, and a skip past the window costs no read at all
+    (a header after a large member is one pread), instead of a seek and a buffered read per member."""
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        self.fd = fd
+        self.pos, self.end = start, end
+        self.buf, self.at = b"", start  # the window and where it starts in the file
+
+    def read(self, n: int) -> bytes:
+        n = max(0, min(n, self.end - self.pos))
+        off = self.pos - self.at
+        if off < 0 or off + n > len(self.buf):
+            self.buf, self.at, off = os.pread(self.fd, max(n, min(WINDOW, self.end - self.pos)), self.pos), \
+                self.pos, 0
+        data = self.buf[off:off + n]
+        self.pos += len(data)
+        return data
+
+    def skip(self, n: int) -> None:
+        self.pos += n
+
+
+def file_reader(fh: IO[bytes], start: int, end: int) -> Reader:
+    """A Reader over [start, end) of a seekable file (offsets from `start`): through a pread window where the
+    file has a descriptor, else by seeking and reading (file objects in memory)."""
+    try:
+        fd = fh.fileno()
+    except (OSError, AttributeError, ValueError):
+        fh.seek(start)
+
+        def read(n: int) -> bytes:
+            return fh.read(max(0, min(n, end - fh.tell())))
+
+        def skip(n: int) -> None:
+            fh.seek(n, os.SEEK_CUR)
+
+        return Reader(read, skip)
+    window = _Window(fd, start, end)
+    return Reader(window.read, window.skip)
