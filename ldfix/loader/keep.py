@@ -38,7 +38,7 @@ class ScanKeep:
     """The keep policy of a scan. `version` names what it keeps: a cache of kept bytes (--cache) made with
     another version is not replayed."""
 
-    version = "1"
+    version = "2"  # 2: package metadata and version files kept (1 kept none), read-only segments ahead
 
     def whole(self, path: str, size: int) -> bool:
         if size > _CAP:
