@@ -16,7 +16,9 @@ import contextlib
 import re
 from collections.abc import Callable
 
-from ldfix.loader.elf import ElfReadError, read_elf, segments
+from ldfix.loader.elf import ElfReadError, Segments, read_elf, segments
+
+Load = tuple[int, int, int, int]  # a PT_LOAD: vaddr, offset, filesz, flags
 
 ELF_HEAD = 1 << 20  # ELF bytes buffered up front at least
 ELF_HEAD_MAX = 64 << 20  # ... at most, for a first PT_LOAD without code (symbol and string tables only)
@@ -48,17 +50,29 @@ class ScanKeep:
             return True
         return size <= 8 << 20 and _WHOLE_NAMES.fullmatch(path, slash + 1) is not None
 
+    _last: tuple[bytes, tuple[Segments, Load | None] | None] = (b"", None)
+
+    def _layout(self, first: bytes) -> tuple[Segments, Load | None] | None:
+        """The program headers of an ELF file's first bytes and its PT_LOAD at offset 0; None when they do not
+        parse. `head` and `ahead` ask about the same bytes one after the other: they are parsed once."""
+        if self._last[0] is not first:
+            try:
+                seg = segments(lambda offset, n: first[offset:offset + n], first[:64])
+                self._last = (first, (seg, next((ld for ld in seg.loads if ld[1] == 0), None)))
+            except ElfReadError:
+                self._last = (first, None)
+        return self._last[1]
+
     def head(self, path: str, size: int, first: bytes) -> int:
         if first[:4] != b"\x7fELF":
             return 64 if ".so" in path[path.rfind("/") + 1:] else 0
-        try:
-            seg = segments(lambda offset, n: first[offset:offset + n], first[:64])
-        except ElfReadError:
+        layout = self._layout(first)
+        if layout is None:
             return len(first)
         # the dynamic strings lie in the first PT_LOAD, before the code: all of it when it holds no code
         # (-z separate-code), else its first pages (or after the dynamic section, where patchelf puts them,
         # which the stream reaches later anyway)
-        load0 = next((ld for ld in seg.loads if ld[1] == 0), None)
+        _, load0 = layout
         if load0 is not None and not load0[3] & PF_X:
             return max(ELF_HEAD, min(load0[2], ELF_HEAD_MAX))
         return ELF_HEAD_CODE
@@ -69,13 +83,10 @@ class ScanKeep:
         to ELF_HEAD_MAX in all) as it passes, since it reaches the dynamic section only after it. With the
         code in a PT_LOAD of its own (-z separate-code) the strings are in the first one, which `head`
         keeps, and the read-only PT_LOAD after the code is .rodata: nothing is kept ahead."""
-        if first[:4] != b"\x7fELF":
+        layout = self._layout(first) if first[:4] == b"\x7fELF" else None
+        if layout is None:
             return []
-        try:
-            seg = segments(lambda offset, n: first[offset:offset + n], first[:64])
-        except ElfReadError:
-            return []
-        load0 = next((ld for ld in seg.loads if ld[1] == 0), None)
+        seg, load0 = layout
         if seg.dynamic is None or load0 is None or not load0[3] & PF_X:
             return []
         out, budget = [], ELF_HEAD_MAX
