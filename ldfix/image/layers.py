@@ -151,9 +151,7 @@ class MergedTree(TreeReads):
 
     def put_at(self, parent: str, name: str, path: str, node: Node) -> None:
         """`put` with the path already split into its parent and name."""
-        above = self.nodes.get(parent)
-        if above is None or above.kind is not Kind.DIR:
-            self._parents(path)
+        self._make_dir(parent)
         self.put_child(parent, name, path, node)
 
     def put_child(self, parent: str, name: str, path: str, node: Node) -> None:
@@ -195,18 +193,17 @@ class MergedTree(TreeReads):
             elif node.layer != layer:
                 self.remove(full)
 
-    def _parents(self, path: str) -> None:
-        parent = _split(path)[0]
-        if parent in self.nodes and self.nodes[parent].kind is Kind.DIR:
+    def _make_dir(self, directory: str) -> None:
+        """Make `directory` and those above it directories of the tree, as an extraction would."""
+        above = self.nodes.get(directory)
+        if (above is not None and above.kind is Kind.DIR) or directory == "/":
             return
-        if path == "/":
-            return
-        self._parents(parent)
-        if parent in self.nodes:  # a file or link where a later layer has a directory
-            self.remove(parent)
-        self.nodes[parent] = Node(Kind.DIR)
-        self.children.setdefault(parent, set())
-        gp, name = _split(parent)
+        gp, name = _split(directory)
+        self._make_dir(gp)
+        if above is not None:  # a file or link where a later layer has a directory
+            self.remove(directory)
+        self.nodes[directory] = Node(Kind.DIR)
+        self.children.setdefault(directory, set())
         self.children[gp].add(name)
 
     def node(self, path: str) -> Node | None:
