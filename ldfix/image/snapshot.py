@@ -10,10 +10,11 @@ layer names, so a key never stands for other content; a snapshot of another form
 version, a truncated file or one that does not load is ignored and rewritten. Files are written to a
 temporary name next to their final one and renamed, so a reader never sees half a file.
 
-Where: $LDFIX_CACHE_DIR, else $XDG_CACHE_HOME/ldfix, else ~/.cache/ldfix (a `snapshots/` folder, about 100
+Where: $LDFIX_CACHE_DIR, else $XDG_CACHE_HOME/ldfix, else ~/.cache/ldfix (a `snapshots/` folder, about 75
 bytes per file of the image; the least recently used go when it holds more than LDFIX_CACHE_MAX_MB, default
-1024). LDFIX_NO_CACHE=1 turns it off. What a snapshot saves: the walk over every layer
-directory and the ELF header reads of the index (on a 64,000-file, 6-layer image about 1.2 of 1.9 seconds)."""
+1024). LDFIX_NO_CACHE=1 turns it off. What a snapshot saves: the walk over every layer directory (or the
+tar headers, or the inflate of a compressed layer) and the ELF header reads of the index (on the
+64,000-file, 6-layer bench image about 1.0 of a first --static scan's 1.4 seconds)."""
 
 from __future__ import annotations
 
