@@ -28,19 +28,29 @@ class Source(Protocol):
 
 
 class HostFiles:
-    """Files of a directory on this machine (overlay2 layers): `loc` is the host path, which is the layer's
-    `root` followed by the image path."""
+    """Files of a directory on this machine (overlay2 layers): a file's node has no `loc`; its bytes are at
+    the layer's `root` followed by its image path, which is what `read` is given. Its size and mode are read
+    when first asked for (`measure`): most of an image's files never are, so the walk makes one shared node
+    for all of a layer's files instead of one each."""
 
     def __init__(self, root: str = "") -> None:
         self.root = root
 
     def read(self, loc: object, offset: int, size: int) -> bytes:
         assert isinstance(loc, str)
-        fd = os.open(loc, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(self.root + loc, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             return os.pread(fd, size, offset)
         finally:
             os.close(fd)
+
+    def measure(self, path: str) -> tuple[int, int]:
+        """(size, permission bits) of the file at image path `path`; size 0 when it cannot be read."""
+        try:
+            st = os.lstat(self.root + path)
+        except OSError:
+            return 0, 0o644
+        return st.st_size, statmod.S_IMODE(st.st_mode)
 
 
 class TarFile:
@@ -88,9 +98,23 @@ def _join(directory: str, name: str) -> str:
 
 class TreeReads:
     """The ImageFS calls of a merged tree, over its `node` (the entry at a path) and `names` (a directory's
-    entries): a tree being built (MergedTree) and a tree loaded from a snapshot (snapshot.StoredTree)."""
+    entries): a tree being built (MergedTree) and a tree loaded from a snapshot (snapshot.StoredTree).
+
+    A node of size -1 is a host file whose size is read when first asked for (HostFiles.measure), and kept
+    in `measured` by path: the node itself may be shared by every file of its layer."""
 
     sources: list[Source]
+    measured: dict[str, tuple[int, int]]
+
+    def _size_mode(self, path: str, n: Node) -> tuple[int, int]:
+        if n.size >= 0:
+            return n.size, n.mode
+        got = self.measured.get(path)
+        if got is None:
+            src = self.sources[n.layer]
+            got = src.measure(path) if isinstance(src, HostFiles) else (0, n.mode)
+            self.measured[path] = got
+        return got
 
     def node(self, path: str) -> Node | None:
         raise NotImplementedError
@@ -103,7 +127,8 @@ class TreeReads:
         if n is None:
             return None
         if n.size < 0:
-            _measure(n)
+            size, mode = self._size_mode(path, n)
+            return Stat(n.kind, size, mode)
         return Stat(n.kind, n.size, n.mode)
 
     def readlink(self, path: str) -> str:
@@ -123,12 +148,11 @@ class TreeReads:
         n = self.node(path)
         if n is None or n.kind is not Kind.FILE:
             raise OSError(f"{path}: not a regular file")
-        if n.size < 0:
-            _measure(n)
-        size = max(0, min(size, n.size - offset))
+        length = n.size if n.size >= 0 else self._size_mode(path, n)[0]
+        size = max(0, min(size, length - offset))
         if size == 0:
             return b""
-        return self.sources[n.layer].read(n.loc, offset, size)
+        return self.sources[n.layer].read(path if n.loc is None else n.loc, offset, size)
 
 
 class MergedTree(TreeReads):
@@ -138,6 +162,7 @@ class MergedTree(TreeReads):
         self.nodes: dict[str, Node] = {"/": Node(Kind.DIR)}
         self.children: dict[str, set[str]] = {"/": set()}
         self.sources: list[Source] = []
+        self.measured: dict[str, tuple[int, int]] = {}
 
     # -- building ------------------------------------------------------------------------------------
     def new_layer(self, source: Source) -> int:
@@ -215,15 +240,6 @@ class MergedTree(TreeReads):
     def kinds(self, path: str) -> list[tuple[str, Kind]]:
         nodes, prefix = self.nodes, "/" if path == "/" else path + "/"
         return [(name, nodes[prefix + name].kind) for name in self.children.get(path, ())]
-
-
-def _measure(n: Node) -> None:
-    """A host file's size and mode, read when first asked for: most of an image's files never are."""
-    try:
-        st = os.lstat(str(n.loc))
-        n.size, n.mode = st.st_size, statmod.S_IMODE(st.st_mode)
-    except OSError:
-        n.size = 0
 
 
 # -- layer tars (archives, OCI layouts, streams) ------------------------------------------------------

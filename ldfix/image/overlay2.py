@@ -23,14 +23,19 @@ def _is_opaque(host_dir: str) -> bool:
 
 def add_host_layer(tree: MergedTree, root: str) -> None:
     """Merge one overlay2 layer directory: one scandir walk, and an opaque check only for a directory that
-    lower layers have too (elsewhere there is nothing for it to hide)."""
+    lower layers have too (elsewhere there is nothing for it to hide). Every regular file of the layer gets
+    the same node: where its bytes are follows from the layer and its path, and its size is read only when
+    a reader asks (TreeReads.measured)."""
     layer = tree.new_layer(HostFiles(root))
     nodes, children = tree.nodes, tree.children
+    FILE, DIR = Kind.FILE, Kind.DIR
+    file_node = Node(FILE, -1, 0o644, layer)
     stack = [("/", root, False)]
     while stack:
         path, host, below = stack.pop()
         try:
-            entries = list(os.scandir(host))
+            with os.scandir(host) as it:
+                entries = list(it)
         except OSError:
             continue
         if below and _is_opaque(host):
@@ -42,11 +47,11 @@ def add_host_layer(tree: MergedTree, root: str) -> None:
             full = prefix + name
             try:  # the kind comes from the directory entry itself; only odd files need an lstat
                 if e.is_file(follow_symlinks=False):
-                    node = Node(Kind.FILE, -1, 0o644, layer, e.path)  # size read when needed
+                    node = file_node
                 elif e.is_dir(follow_symlinks=False):
-                    node = Node(Kind.DIR, 0, 0o755, layer)
+                    node = Node(DIR, 0, 0o755, layer)
                     old = nodes.get(full)
-                    stack.append((full, e.path, old is not None and old.kind is Kind.DIR))
+                    stack.append((full, host + "/" + name, old is not None and old.kind is DIR))
                 elif e.is_symlink():
                     node = Node(Kind.LINK, 0, 0o777, layer, None, os.readlink(e.path))
                 else:
@@ -62,7 +67,7 @@ def add_host_layer(tree: MergedTree, root: str) -> None:
             else:
                 nodes[full] = node
                 names.add(name)
-                if node.kind is Kind.DIR:
+                if node.kind is DIR:
                     children[full] = set()
 
 

@@ -32,7 +32,7 @@ from ldfix.image.base import Kind
 from ldfix.image.layers import HostFiles, MergedTree, Node, Source, TarFile, TreeReads
 from ldfix.image.stream import NOTHING, KeptRanges, Sparse
 
-VERSION = 5
+VERSION = 6  # 6: a host file's node has no loc (its layer root and image path say where it is)
 KINDS = list(Kind)
 
 
@@ -136,15 +136,10 @@ def save_tree(key: str, tree: MergedTree) -> bool:
     names: list[str] = []
     nodes: list[Node] = []
     chars = 0
-    derived = []  # rows whose host path is their layer's root and their image path: not stored
-    roots = [src.root if isinstance(src, HostFiles) and src.root else None for src in tree.sources]
     for d in dirs:
         prefix = "/" if d == "/" else d + "/"
         for name in tree.children[d]:
             node = tree.nodes[prefix + name]
-            if node.layer >= 0 and node.loc.__class__ is str and roots[node.layer] is not None \
-                    and node.loc == f"{roots[node.layer]}{prefix}{name}":
-                derived.append(len(nodes))
             names.append(name)
             nodes.append(node)
             chars += len(name) + 1
@@ -157,12 +152,9 @@ def save_tree(key: str, tree: MergedTree) -> bool:
     layers = array("i", (n.layer for n in nodes))
     offsets = array("q", (n.loc if isinstance(n.loc, int) else -2 if n.loc is NOTHING else
                           -3 if isinstance(n.loc, Sparse) else -1 for n in nodes))
-    for i in derived:
-        offsets[i] = -4
     sparse = {i: (n.loc.starts, n.loc.data) for i, n in enumerate(nodes)
               if isinstance(n.loc, Sparse) and n.loc is not NOTHING}
-    locs, loc_at = _pieces(n.loc if isinstance(n.loc, str) and offsets[i] != -4 else ""
-                           for i, n in enumerate(nodes))
+    locs, loc_at = _pieces(n.loc if isinstance(n.loc, str) else "" for n in nodes)
     targets, target_at = _pieces(n.target for n in nodes)
     return _write(path, marshal.dumps((
         VERSION, sources, "\0".join(dirs), first.tobytes(), name_at.tobytes(), "".join(n + "\0" for n in names),
@@ -222,6 +214,7 @@ class StoredTree(TreeReads):
         self._kinds, self._sizes, self._modes, self._layers, self._offsets = kinds, sizes, modes, layers, offsets
         self._locs, self._loc_at, self._targets, self._target_at = locs, loc_at, targets, target_at
         self._sparse = sparse
+        self.measured: dict[str, tuple[int, int]] = {}
         self._listed: dict[str, dict[str, int]] = {}
         self._nodes: dict[str, Node | None] = {"/": Node(Kind.DIR)}
 
@@ -254,7 +247,6 @@ class StoredTree(TreeReads):
         offset = self._offsets[i]
         loc: object = offset if offset >= 0 else NOTHING if offset == -2 else (
             Sparse(list(zip(*self._sparse[i], strict=True))) if offset == -3 else
-            self.sources[self._layers[i]].root + path if offset == -4 else  # type: ignore[attr-defined]
             self._locs[self._loc_at[i]:self._loc_at[i + 1]] or None)
         return Node(KINDS[self._kinds[i]], self._sizes[i], self._modes[i], self._layers[i], loc,
                     self._targets[self._target_at[i]:self._target_at[i + 1]])

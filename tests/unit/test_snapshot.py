@@ -82,7 +82,9 @@ def test_a_host_layer_tree_loads_as_it_was_merged(tmp_path: Path, monkeypatch: p
     if whiteouts:
         assert loaded.lstat("/usr/lib/x") is None and loaded.listdir("/opt/old") == []
     node = loaded.node("/usr/lib/libnew.so.2")
-    assert node is not None and node.loc == str(upper / "usr/lib/libnew.so.2")
+    assert node is not None and node.loc is None and node.layer == 1  # the upper layer's file, at its path
+    assert loaded.read("/usr/lib/libnew.so.2", 0, 7) == b"\x7fELFnew"
+    assert loaded.read("/usr/lib/libkeep.so.1", 4, 10) == b"keep"  # the lower layer's, cut at its size
 
 
 def _member(draw: st.DrawFn, i: int) -> tuple[str, bytes | str | None, str]:
