@@ -67,7 +67,7 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
                 elif name in ("site-packages", "dist-packages"):
                     index.package_dirs.append(path)
                 continue
-            if not _looks_like_library(name):
+            if ".so" not in name or not _looks_like_library(name):
                 continue
             index.files_seen += 1
             if progress and index.files_seen % 500 == 0:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from ldfix.image.base import ImageFS, Kind, Stat
 
 MAX_LINKS = 40  # as the kernel's ELOOP limit
+HEAD = 4096  # bytes a file reader fetches on its first read (Walker.reader)
 
 
 class PathError(Exception):
@@ -123,10 +124,23 @@ class Walker:
         return self.fs.listdir(found[0])
 
     def reader(self, physical: str) -> Callable[[int, int], bytes]:
-        """A (offset, size) -> bytes reader of a physical path, as the ELF readers take."""
+        """A (offset, size) -> bytes reader of a physical path, as the ELF readers take. Its first read, at
+        offset 0, fetches the file's first HEAD bytes, which serve the reads that lie wholly inside them (the
+        ELF header, the program headers, often the dynamic strings): one read of the image instead of several.
+        A read past what the head holds goes to the file, so a short file or a head kept only in part
+        (streamed layers) gives what a direct read would."""
+        head = b""
+
         def read(offset: int, size: int) -> bytes:
+            nonlocal head
             if offset < 0 or size <= 0 or offset >= 1 << 62:  # an offset no file has (a hostile header)
                 return b""
+            end = offset + size
+            if end <= len(head):
+                return head[offset:end]
+            if offset == 0 and not head and size < HEAD:
+                head = self.fs.read(physical, 0, HEAD)
+                return head[:size]
             return self.fs.read(physical, offset, size)
 
         return read

@@ -257,3 +257,54 @@ def test_a_decoder_reading_ahead_gives_the_same_tree_and_errors_and_stops_its_th
     assert (outcomes[0][0] == "ok") == (damage == "none")
     assert not [t for t in threading.enumerate() if t.name == "ldfix-inflate"]
     assert sys.getswitchinterval() == before
+
+
+class _CountingFS:
+    """An ImageFS of one file whose reads are counted; `kept`: only that many leading bytes can be read (a
+    streamed layer's file kept in part), a read past them raises NotKept."""
+
+    def __init__(self, data: bytes, kept: int | None) -> None:
+        self.data, self.kept, self.reads = data, kept, 0
+
+    def read(self, path: str, offset: int, size: int) -> bytes:
+        self.reads += 1
+        if self.kept is not None and offset + min(size, len(self.data) - offset) > self.kept:
+            if offset >= self.kept:
+                raise NotKept(offset, size)
+            return self.data[offset:self.kept]  # as Sparse.read: the kept run that holds `offset`
+        return self.data[offset:offset + size]
+
+
+@given(st.binary(max_size=9000), st.one_of(st.none(), st.integers(0, 9000)),
+       st.lists(st.tuples(st.integers(-2, 9500), st.integers(-1, 5000)), max_size=8))
+def test_file_reader_head_gives_what_direct_reads_give(data: bytes, kept: int | None,
+                                                       reads: list[tuple[int, int]]) -> None:
+    """Walker.reader serves reads inside the file's first bytes from one read of them: every read returns
+    what a direct read returns, or raises where it raises, whatever the file's length and what is kept."""
+    from ldfix.image.pathwalk import Walker
+
+    fs = _CountingFS(data, kept)
+    read = Walker(fs).reader("/f")  # type: ignore[arg-type]
+    direct = _CountingFS(data, kept)
+    for offset, size in [(0, 64), *reads]:
+        try:
+            want: bytes | type[NotKept] = direct.read("/f", offset, size) if offset >= 0 and size > 0 else b""
+        except NotKept:
+            want = NotKept
+        if want is NotKept:
+            with pytest.raises(NotKept):
+                read(offset, size)
+        else:
+            assert read(offset, size) == want
+
+
+def test_file_reader_reads_the_elf_head_once() -> None:
+    """The ELF reads of a small library's header, program headers and dynamic strings are one read."""
+    from ldfix.image.pathwalk import Walker
+
+    data = bytes(range(256)) * 16
+    fs = _CountingFS(data, None)
+    read = Walker(fs).reader("/f")  # type: ignore[arg-type]
+    assert [read(0, 64), read(64, 56 * 7), read(1000, 256)] == [data[:64], data[64:456], data[1000:1256]]
+    assert fs.reads == 1
+    assert read(4000, 200) == data[4000:4200] and fs.reads == 2  # past the head: the file itself
