@@ -248,36 +248,56 @@ _PLAIN = re.compile(r"^(?:\./)?((?:[^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)(?:/(?:[^/.
 
 
 def member_path(name: str) -> str:
-    """The image path of a tar member name: `./usr/lib/` is /usr/lib (no `..` or `//` in the common case,
-    which is checked by one regex instead of a split per member)."""
+    """The image path of a tar member name: `./usr/lib/` is /usr/lib. A name with no empty component and no
+    component starting with a dot is taken as it is (string tests, no split); one with a hidden name is
+    checked by one regex; only one with `..`, `.` or `//` is normalized component by component."""
+    plain = name[2:] if name.startswith("./") else name
+    if plain.endswith("/"):
+        plain = plain[:-1]
+    if plain and plain[0] != "/" and plain[0] != "." and "/." not in plain and "//" not in name:
+        return "/" + plain
     m = _PLAIN.match(name)
     return "/" + m.group(1) if m is not None else normalize("/" + name)
 
 
 def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object, path: str | None = None) -> None:
     """Apply one member of layer `layer`; `loc` locates its data in that layer's Source. `path`: the member's
-    image path when the caller has it already."""
+    image path when the caller has it already. A new entry in a directory the tree has (most members of a
+    layer) is inserted directly; anything else goes through put_at's checks."""
     path = path if path is not None else member_path(m.name)
-    if path == "/":
-        return
-    parent, base = _split(path)
-    if base == ".wh..wh..opq":
-        tree.make_opaque(parent, layer)
-        return
+    parent, _, base = path.rpartition("/")
+    if not parent:
+        if not base:
+            return  # the root itself
+        parent = "/"
     if base.startswith(".wh."):
-        tree.remove(_join(parent, base[4:]))
+        if base == ".wh..wh..opq":
+            tree.make_opaque(parent, layer)
+        else:
+            tree.remove(_join(parent, base[4:]))
         return
     kind = m.type
     if kind == tarstream.REG:
-        tree.put_at(parent, base, path, Node(Kind.FILE, m.size, m.mode, layer, loc))
+        node = Node(Kind.FILE, m.size, m.mode, layer, loc)
     elif kind == tarstream.DIR:
-        tree.put_at(parent, base, path, Node(Kind.DIR, 0, m.mode, layer))
+        node = Node(Kind.DIR, 0, m.mode, layer)
     elif kind == tarstream.SYM:
-        tree.put_at(parent, base, path, Node(Kind.LINK, 0, m.mode, layer, None, m.linkname))
+        node = Node(Kind.LINK, 0, m.mode, layer, None, m.linkname)
     elif kind == tarstream.LNK:
         tree.hard_link(path, member_path(m.linkname), layer)
+        return
     else:  # devices, fifos: present, never read
-        tree.put_at(parent, base, path, Node(Kind.OTHER, 0, m.mode, layer))
+        node = Node(Kind.OTHER, 0, m.mode, layer)
+    nodes = tree.nodes
+    if path not in nodes:
+        above = nodes.get(parent)
+        if above is not None and above.kind is Kind.DIR:
+            nodes[path] = node
+            tree.children[parent].add(base)
+            if node.kind is Kind.DIR:
+                tree.children.setdefault(path, set())
+            return
+    tree.put_at(parent, base, path, node)
 
 
 def add_tar_layer(tree: MergedTree, fh: IO[bytes], start: int, size: int) -> None:

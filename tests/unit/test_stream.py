@@ -308,3 +308,10 @@ def test_file_reader_reads_the_elf_head_once() -> None:
     assert [read(0, 64), read(64, 56 * 7), read(1000, 256)] == [data[:64], data[64:456], data[1000:1256]]
     assert fs.reads == 1
     assert read(4000, 200) == data[4000:4200] and fs.reads == 2  # past the head: the file itself
+
+
+@given(st.one_of(st.binary(min_size=512, max_size=512), st.sampled_from([b"\xff" * 512, bytes(512)])))
+def test_header_byte_sum_is_the_plain_sum(block: bytes) -> None:
+    """The checksum's byte sum through adler32 halves is the plain sum of the 512 bytes, all-0xff included
+    (where one adler32 over the whole block would wrap modulo 65521)."""
+    assert tarstream._byte_sum(block) == sum(block)
