@@ -11,8 +11,9 @@ anything else raises `NotKept` (an OSError) instead of returning wrong bytes."""
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ldfix.image import tarstream
 from ldfix.image.decode import Decoder
@@ -193,39 +194,59 @@ def _keep(policy: KeepPolicy, path: str, m: tarstream.Member, r: tarstream.Reade
     return pieces.kept(), pos, False
 
 
-def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
-                     record: list[tuple[tarstream.Member, Sparse | None]] | None = None) -> list[str]:
-    """Merge one streamed layer tar; the paths of files the policy wanted more of than one pass could keep.
-    `record` receives every member in order with what was kept of it (for a cache to replay)."""
-    layer = tree.new_layer(KeptRanges())
-    short: list[str] = []
-    kept: dict[int, Sparse] = {}
+class StreamedLayer(NamedTuple):
+    """One streamed layer, read through: each member in order with its image path and what the policy kept of
+    it (files; None for other members), and the paths of files it wanted more of than one pass could keep."""
 
-    current = [""]  # the image path of the member being read (apply_member ran on it just before)
+    members: list[tuple[tarstream.Member, str, Sparse | None]]
+    short: list[str]
+
+
+class Cancelled(Exception):
+    """The read of a layer was stopped (another layer of the image failed first)."""
+
+
+def read_stream_layer(decoder: Decoder, policy: KeepPolicy, stop: threading.Event | None = None) -> StreamedLayer:
+    """Read one streamed layer tar through, keeping what `policy` asks of each file. It touches no tree, so
+    several layers can be read at once, each in a thread of its own (their inflating runs on other cores),
+    and merged in order after (merge_stream_layer). `stop` set: raise Cancelled at the next member."""
+    members: list[tuple[tarstream.Member, str, Sparse | None]] = []
+    short: list[str] = []
 
     def on_data(m: tarstream.Member, r: tarstream.Reader) -> int:
-        path = current[0]
+        path = members[-1][1]
         sparse, used, complete = _keep(policy, path, m, r)
-        node = tree.nodes.get(path)
-        if node is not None and node.layer == layer and node.loc is None:
-            node.loc = sparse
+        members[-1] = (m, path, sparse)
         if not complete:
             short.append(path)
-        kept[id(m)] = sparse
         return used
 
     reader = tarstream.Reader(decoder.read, decoder.skip)
-    previous: tarstream.Member | None = None
     try:
         for m in tarstream.members(reader, on_data):
-            if record is not None and previous is not None:
-                record.append((previous, kept.pop(id(previous), None)))
-            current[0] = member_path(m.name)
-            apply_member(tree, m, layer, None, current[0])
-            previous = m
-        if record is not None and previous is not None:
-            record.append((previous, kept.pop(id(previous), None)))
+            if stop is not None and stop.is_set():
+                raise Cancelled()
+            members.append((m, member_path(m.name), None))
         decoder.finish()
     finally:
         decoder.close()  # a decoder reading ahead stops its thread
-    return short
+    return StreamedLayer(members, short)
+
+
+def merge_stream_layer(tree: MergedTree, layer: StreamedLayer,
+                       record: list[tuple[tarstream.Member, Sparse | None]] | None = None) -> list[str]:
+    """Apply a layer read by read_stream_layer over the layers below it; `record` receives every member in
+    order with what was kept of it (for a cache to replay). Returns the layer's short paths."""
+    index = tree.new_layer(KeptRanges())
+    for m, path, sparse in layer.members:
+        apply_member(tree, m, index, sparse, path)
+    if record is not None:
+        record.extend((m, sparse) for m, _, sparse in layer.members)
+    return layer.short
+
+
+def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
+                     record: list[tuple[tarstream.Member, Sparse | None]] | None = None) -> list[str]:
+    """Read one streamed layer tar and merge it; the paths of files the policy wanted more of than one pass
+    could keep."""
+    return merge_stream_layer(tree, read_stream_layer(decoder, policy), record)

@@ -207,3 +207,63 @@ def test_a_framework_read_through_a_gzip_layout_is_reported_as_from_its_files(tm
     assert [n for n in streamed.notes if "not kept" in n or "unreadable" in n] == []
     assert streamed.frameworks == want.frameworks and streamed.frameworks[0]["framework"] == "torch"
     assert streamed.findings == want.findings
+
+
+def _stacked_layers() -> list[bytes]:
+    """Four layers whose order matters: overwrites, a whiteout, an opaque directory, a hard link to a lower
+    layer's file, a directory replacing a file; large enough that each layer's inflate takes a while."""
+    filler = [(f"opt/many/f{i}", bytes([i % 251]) * (i % 700), "file") for i in range(400)]
+    return [
+        _tar([("usr/", None, "dir"), ("usr/lib/", None, "dir"), ("usr/lib/a.so", b"A1", "file"),
+              ("usr/lib/b.so", b"B1", "file"), ("opt/old/x", b"x", "file"), ("srv/thing", b"file", "file"),
+              *filler]),
+        _tar([("usr/lib/a.so", b"A2", "file"), ("usr/lib/.wh.b.so", b"", "file"), ("opt/old/.wh..wh..opq", b"", "file"),
+              ("opt/old/y", b"y", "file"), ("srv/thing/", None, "dir"), ("srv/thing/in", b"in", "file")]),
+        _tar([("usr/lib/b.so", b"B3", "file"), ("usr/lib/h.so", "usr/lib/a.so", "hard"), *filler[:50]]),
+        _tar([("usr/lib/a.so", b"A4", "file"), ("opt/many/.wh.f7", b"", "file")]),
+    ]
+
+
+def test_gzip_layers_read_at_once_merge_as_one_after_another(tmp_path: Path) -> None:
+    """Compressed layers are read several at a time in threads and merged in order: every entry, its kind,
+    size, link target and bytes, is what the same layers give uncompressed, read one after the other; and in
+    an oci-archive the layers' reads share one file."""
+    import tarfile as tarmod
+
+    from ldfix.image.stream import ScanAll
+    from tests.images import oci_layout_from_save
+    from tests.unit.test_snapshot import _everything
+
+    save = _save(tmp_path / "i.tar", _stacked_layers(), ["A=1"])
+    plain = open_archive("docker-archive", str(save))
+    want = _everything(plain.fs)  # type: ignore[arg-type]
+    assert want["/usr/lib/h.so"][2] == b"A2" and "/usr/lib/b.so" in want and "/opt/old/x" not in want
+    layout = oci_layout_from_save(save, tmp_path / "oci")
+    with tarmod.open(tmp_path / "oci.tar", "w") as tar:
+        for item in sorted(layout.rglob("*")):
+            tar.add(item, arcname=str(item.relative_to(layout)), recursive=False)
+    for transport, path in (("oci-dir", layout), ("oci-archive", tmp_path / "oci.tar")):
+        view = open_archive(transport, str(path), ScanAll())
+        assert _everything(view.fs) == want, transport  # type: ignore[arg-type]
+        view.close()
+    plain.close()
+
+
+def test_a_corrupt_gzip_layer_among_others_is_one_error_and_stops_the_rest(tmp_path: Path) -> None:
+    """The first bad layer in order is the error, whatever the threads finished first; no layer thread or
+    inflating thread is left behind."""
+    import threading
+
+    from ldfix.image.stream import ScanAll
+    from tests.images import oci_layout_from_save
+
+    layout = oci_layout_from_save(_save(tmp_path / "i.tar", _stacked_layers(), ["A=1"]), tmp_path / "oci")
+    manifest_desc = json.loads((layout / "index.json").read_text())["manifests"][0]
+    manifest = json.loads((layout / "blobs/sha256" / manifest_desc["digest"][7:]).read_bytes())
+    blob = layout / "blobs/sha256" / manifest["layers"][1]["digest"][7:]
+    data = blob.read_bytes()
+    blob.write_bytes(data[:len(data) // 2])  # truncated: the gzip stream ends early
+    with pytest.raises(ImageAccessError) as caught:
+        open_archive("oci-dir", str(layout), ScanAll())
+    assert "not a readable tar" in caught.value.message and "truncated" in caught.value.message
+    assert not [t.name for t in threading.enumerate() if t.name.startswith(("ldfix-layer", "ldfix-inflate"))]
