@@ -19,7 +19,7 @@ from ldfix.image import snapshot, tarstream
 from ldfix.image.base import ImageView, config_from
 from ldfix.image.decode import GZIP, ZSTD, LayerStreamError, PrefetchingDecoder
 from ldfix.image.layers import MergedTree, add_tar_layer
-from ldfix.image.stream import KeepPolicy, ScanAll, StreamedLayer, merge_stream_layer, read_stream_layer
+from ldfix.image.stream import KeepPolicy, ScanAll, StreamedLayer, merge_stream_layer, read_stream_layer, stoppable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -213,7 +213,7 @@ def _read_layers(view: ImageView, src: _Source, layers: list[str], keep: KeepPol
     stop = threading.Event()
 
     def read(fh: IO[bytes], start: int, size: int) -> StreamedLayer:
-        return read_stream_layer(PrefetchingDecoder(_Window(fh, start, size).read), policy, stop)
+        return read_stream_layer(PrefetchingDecoder(stoppable(_Window(fh, start, size).read, stop)), policy, stop)
 
     pool = None
     pending: dict[int, Future[StreamedLayer]] = {}

@@ -33,6 +33,10 @@ class BlobCache:
         base = os.path.join(self.reads, digest.split(":")[-1])
         return base + ".json", base + ".bin"
 
+    def has_reads(self, digest: str) -> bool:
+        """Whether an earlier scan kept what it read of this layer (replay may still find it unusable)."""
+        return all(os.path.isfile(p) for p in self.read_paths(digest))
+
     def replay(self, tree: MergedTree, digest: str) -> bool:
         """Apply a layer from what an earlier scan kept of it; False when nothing usable is stored."""
         index, data = self.read_paths(digest)

@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ldfix.errors import ImageAccessError
 from ldfix.image import tarstream
@@ -27,7 +28,10 @@ from ldfix.image.decode import Decoder, LayerStreamError, PrefetchingDecoder
 from ldfix.image.layers import MergedTree
 from ldfix.image.refs import Platform
 from ldfix.image.registry import Client, RemoteName
-from ldfix.image.stream import KeepPolicy, Sparse, add_stream_layer
+from ldfix.image.stream import KeepPolicy, Sparse, StreamedLayer, merge_stream_layer, read_stream_layer, stoppable
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
@@ -108,67 +112,112 @@ def _endpoints(name: RemoteName, mirrors: Sequence[str]) -> list[Endpoint]:
 
 # -- the image ------------------------------------------------------------------------------------------
 
-def _layer(view: ImageView, ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: BlobCache | None,
-           progress: Progress | None) -> list[str]:
+def _check_media(ep: Endpoint, desc: dict[str, Any]) -> str:
     digest = str(desc.get("digest", ""))
     media = str(desc.get("mediaType", ""))
     if media not in LAYER_TYPES:
         raise ImageAccessError(f"{ep.name} has a layer of unknown media type {media!r}",
                                "ldfix reads tar, tar+gzip and tar+zstd layers")
-    tree = view.fs
-    assert isinstance(tree, MergedTree)
-    if cache is not None and cache.replay(tree, digest):
-        if progress:
-            progress({"id": digest.split(":")[-1][:12], "status": "Already exists"})
-        return []
+    return digest
+
+
+def _read_layer(ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: BlobCache | None,
+                progress: Progress | None, stop: threading.Event | None = None) -> StreamedLayer:
+    """Download (or take from the cache) one layer blob, verify its digest and read it through with the keep
+    policy; touches no tree, so several layers are read at once (`_read_layers`)."""
+    digest = str(desc.get("digest", ""))
     size = desc.get("size") if isinstance(desc.get("size"), int) else None
-    record: list[tuple[tarstream.Member, Sparse | None]] | None = [] if cache is not None else None
     cached = cache.blob(digest) if cache is not None else None
+    def source(read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+        return read if stop is None else stoppable(read, stop)
+
     if cached is not None and os.path.exists(cached):
         with open(cached, "rb") as fh:
-            short = _merge(tree, PrefetchingDecoder(fh.read), keep, record, f"the cached layer {digest}")
-    else:
-        tmp = None
-        tee = None
-        blob: Blob | None = None
-        if cached is not None:
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cached), prefix=".tmp-")
-            tee = os.fdopen(fd, "wb")
+            return _read(PrefetchingDecoder(source(fh.read)), keep, f"the cached layer {digest}", stop)
+    tmp = None
+    tee = None
+    blob: Blob | None = None
+    if cached is not None:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cached), prefix=".tmp-")
+        tee = os.fdopen(fd, "wb")
+    try:
+        blob = Blob(ep, digest, size, progress, tee)
         try:
-            blob = Blob(ep, digest, size, progress, tee)
-            try:
-                short = _merge(tree, PrefetchingDecoder(blob.read), keep, record,
-                               f"the layer {blob.short} of {ep.name}")
-            except ImageAccessError:
-                if blob.drain():  # an altered blob says so, rather than "corrupt gzip"
-                    blob.verify()
-                raise
-            blob.verify()
-            if tee is not None and tmp is not None and cached is not None:
-                tee.close()
-                os.replace(tmp, cached)
-                tmp = None
-        finally:
-            if blob is not None:
-                with contextlib.suppress(Exception):
-                    blob.sink.close()  # its thread may still be writing the cache copy
-            if tee is not None:
-                tee.close()
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            layer = _read(PrefetchingDecoder(source(blob.read)), keep, f"the layer {blob.short} of {ep.name}", stop)
+        except ImageAccessError:
+            if blob.drain():  # an altered blob says so, rather than "corrupt gzip"
+                blob.verify()
+            raise
+        blob.verify()
+        if tee is not None and tmp is not None and cached is not None:
+            tee.close()
+            os.replace(tmp, cached)
+            tmp = None
+        return layer
+    finally:
+        if blob is not None:
+            with contextlib.suppress(Exception):
+                blob.sink.close()  # its thread may still be writing the cache copy
+        if tee is not None:
+            tee.close()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _read(decoder: Decoder, keep: KeepPolicy, what: str, stop: threading.Event | None) -> StreamedLayer:
+    try:
+        return read_stream_layer(decoder, keep, stop)
+    except (tarstream.TarError, LayerStreamError) as err:
+        raise ImageAccessError(f"{what} is not a readable layer: {err}",
+                               "the blob may be truncated or corrupt; try again") from None
+
+
+def _merge(tree: MergedTree, digest: str, layer: StreamedLayer, cache: BlobCache | None) -> list[str]:
+    """Apply a layer that was read over those below it, and keep what was read of it in the cache."""
+    record: list[tuple[tarstream.Member, Sparse | None]] | None = [] if cache is not None else None
+    short = merge_stream_layer(tree, layer, record)
     if cache is not None and record is not None:
         cache.store(digest, record)
     return short
 
 
-def _merge(tree: MergedTree, decoder: Decoder, keep: KeepPolicy,
-           record: list[tuple[tarstream.Member, Sparse | None]] | None, what: str) -> list[str]:
+READERS = 2  # layers downloaded and read at once, each in a thread of its own
+
+
+def _read_layers(view: ImageView, ep: Endpoint, layers: list[dict[str, Any]], keep: KeepPolicy,
+                 cache: BlobCache | None, progress: Progress | None) -> list[str]:
+    """Merge the layers in order; the files a layer could not keep all of. A layer the cache has read before
+    is replayed from it; the others are downloaded and read READERS at a time, each in a thread of its own,
+    ahead of the merge (sockets, hashing and inflating hold no lock, so two layers stream on two cores). The
+    first layer in order that fails is the error, and the other threads stop at their next member."""
+    tree = view.fs
+    assert isinstance(tree, MergedTree)
+    digests = [_check_media(ep, desc) for desc in layers]
+    stop = threading.Event()
+    replay = {i for i, digest in enumerate(digests) if cache is not None and cache.has_reads(digest)}
+    todo = [i for i in range(len(layers)) if i not in replay]
+    pool = None
+    pending: dict[int, Future[StreamedLayer]] = {}
+    if todo:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="ldfix-layer")
+        pending = {i: pool.submit(_read_layer, ep, layers[i], keep, cache, progress, stop) for i in todo}
+    short: list[str] = []
     try:
-        return add_stream_layer(tree, decoder, keep, record)
-    except (tarstream.TarError, LayerStreamError) as err:
-        raise ImageAccessError(f"{what} is not a readable layer: {err}",
-                               "the blob may be truncated or corrupt; try again") from None
+        for i, digest in enumerate(digests):
+            if i in replay and cache is not None and cache.replay(tree, digest):
+                if progress:
+                    progress({"id": digest.split(":")[-1][:12], "status": "Already exists"})
+                continue
+            layer = pending[i].result() if i in pending else _read_layer(ep, layers[i], keep, cache, progress)
+            short += _merge(tree, digest, layer, cache)
+    finally:
+        if pool is not None:
+            stop.set()  # a no-op when every layer was read; after a failure the others stop at their next member
+            pool.shutdown(wait=True, cancel_futures=True)
+    return short
 
 
 def open_registry_image(name: RemoteName, platform: Platform | None, keep: KeepPolicy, cache_dir: str | None = None,
@@ -197,11 +246,9 @@ def open_registry_image(name: RemoteName, platform: Platform | None, keep: KeepP
                                "a tag of that platform")
     view = ImageView(MergedTree(), config, f"registry:{name}", cdigest)
     cache = BlobCache(cache_dir, getattr(keep, "version", "0")) if cache_dir else None
-    short: list[str] = []
-    for desc in layers:
-        if not isinstance(desc, dict):
-            raise ImageAccessError(f"the manifest of {name} lists a layer that is not an object", "is this an image?")
-        short += _layer(view, ep, desc, keep, cache, progress)
+    if not all(isinstance(desc, dict) for desc in layers):
+        raise ImageAccessError(f"the manifest of {name} lists a layer that is not an object", "is this an image?")
+    short = _read_layers(view, ep, layers, keep, cache, progress)
     if short:
         view.notes.append(f"{len(short)} files were read only in part from the layer streams (e.g. {short[0]}): "
                           "what the scan says of them may be incomplete")

@@ -206,6 +206,17 @@ class Cancelled(Exception):
     """The read of a layer was stopped (another layer of the image failed first)."""
 
 
+def stoppable(read: Callable[[int], bytes], stop: threading.Event) -> Callable[[int], bytes]:
+    """`read` that raises Cancelled once `stop` is set: a layer thread told to stop gives up at its next read
+    of the source (at most one chunk later), not after the member it is in."""
+    def reader(n: int) -> bytes:
+        if stop.is_set():
+            raise Cancelled()
+        return read(n)
+
+    return reader
+
+
 def read_stream_layer(decoder: Decoder, policy: KeepPolicy, stop: threading.Event | None = None) -> StreamedLayer:
     """Read one streamed layer tar through, keeping what `policy` asks of each file. It touches no tree, so
     several layers can be read at once, each in a thread of its own (their inflating runs on other cores),
