@@ -7,8 +7,9 @@ a tar, a 0/0 character device in an overlay2 directory); an opaque directory (`.
 layers put below it, but not what its own layer adds. After the merge every lookup is a dict access: no
 layer is walked again and no xattr is read per lookup.
 
-A node knows where its bytes are through a `Source` (one per layer) and a location in it: a host path, an
-offset in a tar file, or bytes held in memory."""
+A node knows where its bytes are through a `Source` (one per layer) and a location in it: an offset in a tar
+file, bytes held in memory, kept ranges of a stream, or none for a host file (its layer's root and its image
+path say where it is, so all of a layer's host files can share one node)."""
 
 from __future__ import annotations
 
