@@ -198,7 +198,7 @@ def _read_layers(view: ImageView, src: _Source, layers: list[str], keep: KeepPol
     """Merge the layers in order; the files a streamed layer could not keep all of. Uncompressed layers are
     indexed here (tar headers only). Compressed ones are read READERS at a time, each in a thread of its own,
     ahead of the merge: inflating holds no lock, so the large bench layout's two big gzip layers inflate on
-    two cores at once instead of one after the other. A failed layer stops the others at their next member."""
+    two cores at once instead of one after the other. A failed layer stops the others at their next read."""
     if not layers:
         return []  # the tree came from a snapshot
     assert isinstance(view.fs, MergedTree)
@@ -235,6 +235,6 @@ def _read_layers(view: ImageView, src: _Source, layers: list[str], keep: KeepPol
                                "check the archive (docker save / skopeo copy it again)") from err
     finally:
         if pool is not None:
-            stop.set()  # a no-op when every layer was read; after a failure the others stop at their next member
+            stop.set()  # a no-op when every layer was read; after a failure the others stop at their next read
             pool.shutdown(wait=True, cancel_futures=True)
     return short

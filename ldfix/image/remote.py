@@ -190,7 +190,7 @@ def _read_layers(view: ImageView, ep: Endpoint, layers: list[dict[str, Any]], ke
     """Merge the layers in order; the files a layer could not keep all of. A layer the cache has read before
     is replayed from it; the others are downloaded and read READERS at a time, each in a thread of its own,
     ahead of the merge (sockets, hashing and inflating hold no lock, so two layers stream on two cores). The
-    first layer in order that fails is the error, and the other threads stop at their next member."""
+    first layer in order that fails is the error, and the other threads stop at their next read of the blob."""
     tree = view.fs
     assert isinstance(tree, MergedTree)
     digests = [_check_media(ep, desc) for desc in layers]
@@ -215,7 +215,7 @@ def _read_layers(view: ImageView, ep: Endpoint, layers: list[dict[str, Any]], ke
             short += _merge(tree, digest, layer, cache)
     finally:
         if pool is not None:
-            stop.set()  # a no-op when every layer was read; after a failure the others stop at their next member
+            stop.set()  # a no-op when every layer was read; after a failure the others stop at their next read
             pool.shutdown(wait=True, cancel_futures=True)
     return short
 

@@ -220,7 +220,8 @@ def stoppable(read: Callable[[int], bytes], stop: threading.Event) -> Callable[[
 def read_stream_layer(decoder: Decoder, policy: KeepPolicy, stop: threading.Event | None = None) -> StreamedLayer:
     """Read one streamed layer tar through, keeping what `policy` asks of each file. It touches no tree, so
     several layers can be read at once, each in a thread of its own (their inflating runs on other cores),
-    and merged in order after (merge_stream_layer). `stop` set: raise Cancelled at the next member."""
+    and merged in order after (merge_stream_layer). `stop` set: raise Cancelled at the next member (a source
+    wrapped in `stoppable` stops sooner, at its next read)."""
     members: list[tuple[tarstream.Member, str, Sparse | None]] = []
     short: list[str] = []
 
