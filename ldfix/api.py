@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ldfix.diagnose.context import ImageFacts, prepare
 from ldfix.diagnose.finding import Report
@@ -20,6 +20,9 @@ from ldfix.image.base import ImageView
 from ldfix.image.refs import ImageRef, Platform, Transport
 from ldfix.loader.ldcache import LdCache
 from ldfix.oracle.base import Oracle
+
+if TYPE_CHECKING:
+    from ldfix.frameworks.detect import SiteDists
 
 PullProgress = Callable[[dict[str, Any]], None]
 
@@ -145,7 +148,14 @@ def _scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, run
     from ldfix.frameworks.detect import detect
 
     found_notes: list[str] = []
-    installs = detect(facts.walker, facts.index.package_dirs, found_notes)
+    key = facts.view.snapshot_key
+    known = _known_dists(key)
+    read_before = dict(known) if known is not None else None
+    installs = detect(facts.walker, facts.index.package_dirs, found_notes, known)
+    if key is not None and known is not None and known != read_before:
+        from ldfix.image import snapshot
+
+        snapshot.save_data(key, "dists", known)
     owned = owned_sonames(facts.index.by_soname, installs)
     report, ctx = diagnose(facts, list(options.libs), run_env, options.fail_on, options.frameworks, owned)
     entries, extra = check_all(ctx, installs, run_env)
@@ -163,6 +173,17 @@ def _scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, run
 
     fix, notes = plan_and_verify(ctx, report, options.explicit, frameworks_ok if installs else None)
     return replace(report, fix=fix, notes=report.notes + tuple(notes)), facts
+
+
+def _known_dists(key: str | None) -> SiteDists | None:
+    """The package metadata an earlier scan of this image read, kept beside its snapshot (empty when none
+    was); None when the image has no snapshot key."""
+    if key is None:
+        return None
+    from ldfix.image import snapshot
+
+    known = snapshot.load_data(key, "dists")
+    return known if isinstance(known, dict) else {}
 
 
 def verify_env(facts: ImageFacts, options: ScanOptions, before: Mapping[str, str], after: Mapping[str, str]

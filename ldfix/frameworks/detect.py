@@ -96,11 +96,25 @@ def _built_for(walker: Walker, site: str, how: Loading) -> str | None:
     return m.group(1) if m else None
 
 
-def detect(walker: Walker, sites: list[str], notes: list[str]) -> list[Install]:
-    """Every framework in every site-packages; a framework in several Pythons is reported once per Python."""
+SiteDists = dict[str, tuple[tuple[Dist, ...], tuple[str, ...]]]  # site -> its dists and the notes reading them gave
+
+
+def detect(walker: Walker, sites: list[str], notes: list[str], known: SiteDists | None = None) -> list[Install]:
+    """Every framework in every site-packages; a framework in several Pythons is reported once per Python.
+    `known`: the dists of sites read before (an image snapshot keeps them: the large bench image has 128
+    METADATA files); a site not in it is read and added."""
     found: list[Install] = []
     for site in sites:
-        here = dists(walker, site, notes)
+        if known is not None and site in known:
+            kept, said = known[site]
+            here = list(kept)
+            notes.extend(said)
+        else:
+            site_notes: list[str] = []
+            here = dists(walker, site, site_notes)
+            notes.extend(site_notes)
+            if known is not None:
+                known[site] = (tuple(here), tuple(site_notes))
         wheels = tuple(d for d in here if d.name.startswith("nvidia-"))
         by_name = {d.name: d for d in here}
         for how in loading():

@@ -2,7 +2,7 @@
 tree of a daemon image's overlay2 layers (every path with its kind, mode, size, layer and host file) or of
 a `docker save` archive's uncompressed layer tars (with each member's offset) or of an archive's or OCI
 layout's compressed layers (with the byte ranges the stream kept of each file), and, beside it, the library
-index built from it.
+index built from it and the package metadata read from its site-packages directories.
 
 The key is the image ID (the sha256 of its config, which names every layer's content) together with the
 layer directories it was read from, or an archive's real path, size, mtime and inode with its image ID and
@@ -256,18 +256,28 @@ class StoredTree(TreeReads):
         return () if listing is None else listing.keys()
 
 
-def save_index(key: str, index: Any) -> None:
-    path = _path(key, "index")
+def save_data(key: str, what: str, value: Any) -> None:
+    """Keep one more thing a scan learnt from the image's files beside its tree (`what`: `index`, `dists`)."""
+    path = _path(key, what)
     if path is not None:
-        _write(path, pickle.dumps((VERSION, index), protocol=pickle.HIGHEST_PROTOCOL))
+        _write(path, pickle.dumps((VERSION, value), protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def load_index(key: str) -> Any:
-    data = _read(_path(key, "index"))
+def load_data(key: str, what: str) -> Any:
+    """What `save_data` kept, or None (none kept, another format version, or unreadable)."""
+    data = _read(_path(key, what))
     if data is None:
         return None
     try:
-        version, index = pickle.loads(data)  # written by this program into the user's own cache
+        version, value = pickle.loads(data)  # written by this program into the user's own cache
     except Exception:
         return None
-    return index if version == VERSION else None
+    return value if version == VERSION else None
+
+
+def save_index(key: str, index: Any) -> None:
+    save_data(key, "index", index)
+
+
+def load_index(key: str) -> Any:
+    return load_data(key, "index")

@@ -197,3 +197,32 @@ def test_metadata_headers_end_at_the_first_blank_line_however_the_text_is_cut(li
 
     text = "\n".join(lines)
     assert detect._headers(text) == detect._header_lines(text)
+
+
+def test_a_later_scan_of_the_same_image_takes_package_metadata_from_its_snapshot(tmp_path: Any,
+                                                                               monkeypatch: Any) -> None:
+    """The dists an image's first scan read are kept beside its snapshot: a later scan of it reads no METADATA
+    and reports the same frameworks, notes and findings; an image without a snapshot key reads them again."""
+    monkeypatch.setenv("LDFIX_CACHE_DIR", str(tmp_path))
+    files = {**torch(), f"{SITE}/tensorflow-2.21.0.dist-info/RECORD": b""}
+
+    def scanned(key: str | None) -> tuple[Any, int]:
+        view = image(files)
+        view.snapshot_key = key
+        reads = []
+        plain = view.fs.read
+
+        def read(path: str, offset: int, size: int) -> bytes:
+            if path.endswith("/METADATA"):
+                reads.append(path)
+            return plain(path, offset, size)
+
+        view.fs.read = read  # type: ignore[method-assign]
+        report = scan(view)
+        return (report.frameworks, report.notes, report.findings), len(reads)
+
+    first, first_reads = scanned("k1")
+    later, later_reads = scanned("k1")
+    assert first_reads >= 4 and later_reads == 0
+    assert later == first and any("has no METADATA" in n for n in later[1])
+    assert scanned(None) == (first, first_reads)
