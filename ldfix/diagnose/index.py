@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ldfix.image.base import Kind
+from ldfix.image.base import Kind, Stat
 from ldfix.image.pathwalk import Walker
 from ldfix.loader.elf import ElfInfo, probe_any
 from ldfix.loader.ldconf import is_dso_name
@@ -73,7 +73,8 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
             if progress and index.files_seen % 500 == 0:
                 progress(index.files_seen)
             index.by_name.setdefault(name, []).append(path)
-            found = walker.stat(path)
+            # the walk enters real directories only, so a file here is its own real path; a link is resolved
+            found = walker.stat(path) if kind is not Kind.FILE else _own(walker, path)
             if found is None:
                 if kind is Kind.LINK:
                     index.unreadable.append((path, "dangling or looping symlink"))
@@ -98,6 +99,11 @@ def build_index(walker: Walker, roots: tuple[str, ...] = ("/",),
             seen_real[real] = cand
             index.by_soname.setdefault(result.info.soname or name, []).append(cand)
     return index
+
+
+def _own(walker: Walker, path: str) -> tuple[str, Stat] | None:
+    st = walker.lstat(path)
+    return None if st is None else (path, st)
 
 
 _LIB_RE = re.compile(r"\.so(\.[0-9][0-9A-Za-z_.]*)?$")
