@@ -224,13 +224,13 @@ def test_a_whole_verified_scan_with_a_fix_runs_at_most_two_containers(wheel_imag
 
 def test_a_snapshot_of_the_image_gives_the_same_report_and_a_broken_one_is_ignored(wheel_image: str,
                                                                                     tmp_path: Path) -> None:
-    """The first scan keeps the merged tree and the library index (image/snapshot.py); the next scan of the
-    same image reads them instead of walking the layers, and must say the same. A truncated or foreign
-    snapshot file is ignored and written again."""
+    """The first scan keeps the merged tree, the library index and the package metadata (image/snapshot.py);
+    the next scan of the same image reads them instead of walking the layers and reading METADATA files, and
+    must say the same. A truncated or foreign snapshot file is ignored and written again."""
     env = {"LDFIX_CACHE_DIR": str(tmp_path)}
     first = ldfix("scan", wheel_image, "--format", "json", "--no-pull", env=env)
     snaps = sorted((tmp_path / "snapshots").iterdir())
-    assert [p.suffix for p in snaps] == [".index", ".tree"]
+    assert [p.suffix for p in snaps] == [".dists", ".index", ".tree"]
     second = ldfix("scan", wheel_image, "--format", "json", "--no-pull", env=env)
     assert json.loads(first.stdout) == json.loads(second.stdout)
     for p in snaps:
