@@ -11,8 +11,8 @@ import tempfile
 
 from ldfix.errors import ImageAccessError
 from ldfix.image import tarstream
-from ldfix.image.layers import MergedTree, apply_member, member_path
-from ldfix.image.stream import KeptRanges, Sparse
+from ldfix.image.layers import MergedTree, member_path
+from ldfix.image.stream import Sparse, StreamedLayer, merge_stream_layer
 
 
 class BlobCache:
@@ -47,25 +47,24 @@ class BlobCache:
                 blob = fh.read()
         except (OSError, ValueError):
             return False
-        layer = tree.new_layer(KeptRanges())
+        read: list[tuple[tarstream.Member, str, Sparse | None]] = []
         pos = 0
         for name, kind, size, mode, link, major, minor, spans in members:
-            m = tarstream.Member(name, kind, size, mode, link, 0, major, minor)
-            apply_member(tree, m, layer, None)
             ranges = []
             for start, length in spans:
                 ranges.append((start, blob[pos:pos + length]))
                 pos += length
-            node = tree.nodes.get(member_path(name))
-            if node is not None and node.layer == layer and node.loc is None and kind == tarstream.REG:
-                node.loc = Sparse(ranges)
+            m = tarstream.Member(name, kind, size, mode, link, 0, major, minor)
+            read.append((m, member_path(name), Sparse(ranges) if kind == tarstream.REG else None))
+        merge_stream_layer(tree, StreamedLayer(read, []))
         return True
 
-    def store(self, digest: str, record: list[tuple[tarstream.Member, Sparse | None]]) -> None:
+    def store(self, digest: str, layer: StreamedLayer) -> None:
+        """Keep the members of a layer that was read, in order, with the byte ranges kept of each."""
         index, data = self.read_paths(digest)
         members = []
         chunks = []
-        for m, sparse in record:
+        for m, _, sparse in layer.members:
             spans = []
             if sparse is not None:
                 for start, piece in zip(sparse.starts, sparse.data, strict=True):

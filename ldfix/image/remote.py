@@ -28,7 +28,7 @@ from ldfix.image.decode import Decoder, LayerStreamError, PrefetchingDecoder
 from ldfix.image.layers import MergedTree
 from ldfix.image.refs import Platform
 from ldfix.image.registry import Client, RemoteName
-from ldfix.image.stream import KeepPolicy, Sparse, StreamedLayer, merge_stream_layer, read_stream_layer, stoppable
+from ldfix.image.stream import KeepPolicy, StreamedLayer, merge_stream_layer, read_stream_layer, stoppable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -175,10 +175,9 @@ def _read(decoder: Decoder, keep: KeepPolicy, what: str, stop: threading.Event |
 
 def _merge(tree: MergedTree, digest: str, layer: StreamedLayer, cache: BlobCache | None) -> list[str]:
     """Apply a layer that was read over those below it, and keep what was read of it in the cache."""
-    record: list[tuple[tarstream.Member, Sparse | None]] | None = [] if cache is not None else None
-    short = merge_stream_layer(tree, layer, record)
-    if cache is not None and record is not None:
-        cache.store(digest, record)
+    short = merge_stream_layer(tree, layer)
+    if cache is not None:
+        cache.store(digest, layer)
     return short
 
 

@@ -245,20 +245,15 @@ def read_stream_layer(decoder: Decoder, policy: KeepPolicy, stop: threading.Even
     return StreamedLayer(members, short)
 
 
-def merge_stream_layer(tree: MergedTree, layer: StreamedLayer,
-                       record: list[tuple[tarstream.Member, Sparse | None]] | None = None) -> list[str]:
-    """Apply a layer read by read_stream_layer over the layers below it; `record` receives every member in
-    order with what was kept of it (for a cache to replay). Returns the layer's short paths."""
+def merge_stream_layer(tree: MergedTree, layer: StreamedLayer) -> list[str]:
+    """Apply a layer read by read_stream_layer over the layers below it; returns the layer's short paths."""
     index = tree.new_layer(KeptRanges())
     for m, path, sparse in layer.members:
         apply_member(tree, m, index, sparse, path)
-    if record is not None:
-        record.extend((m, sparse) for m, _, sparse in layer.members)
     return layer.short
 
 
-def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy,
-                     record: list[tuple[tarstream.Member, Sparse | None]] | None = None) -> list[str]:
+def add_stream_layer(tree: MergedTree, decoder: Decoder, policy: KeepPolicy) -> list[str]:
     """Read one streamed layer tar and merge it; the paths of files the policy wanted more of than one pass
     could keep."""
-    return merge_stream_layer(tree, read_stream_layer(decoder, policy), record)
+    return merge_stream_layer(tree, read_stream_layer(decoder, policy))
