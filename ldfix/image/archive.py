@@ -12,17 +12,23 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, Any
 
 from ldfix.errors import ImageAccessError
 from ldfix.image import snapshot, tarstream
 from ldfix.image.base import ImageView, config_from
 from ldfix.image.decode import GZIP, ZSTD, LayerStreamError, PrefetchingDecoder
 from ldfix.image.layers import MergedTree, add_tar_layer
-from ldfix.image.stream import KeepPolicy, ScanAll, StreamedLayer, merge_stream_layer, read_stream_layer, stoppable
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from ldfix.image.stream import (
+    KeepPolicy,
+    ScanAll,
+    StreamedLayer,
+    merge_stream_layer,
+    read_stream_layer,
+    reading_ahead,
+    stoppable,
+)
 
 
 class _Window:
@@ -191,14 +197,10 @@ def open_archive(transport: str, path: str, keep: KeepPolicy | None = None) -> I
     return view
 
 
-READERS = 2  # compressed layers read at once, each in a thread (this machine class has two cores)
-
-
 def _read_layers(view: ImageView, src: _Source, layers: list[str], keep: KeepPolicy | None) -> list[str]:
     """Merge the layers in order; the files a streamed layer could not keep all of. Uncompressed layers are
-    indexed here (tar headers only). Compressed ones are read READERS at a time, each in a thread of its own,
-    ahead of the merge: inflating holds no lock, so the large bench layout's two big gzip layers inflate on
-    two cores at once instead of one after the other. A failed layer stops the others at their next read."""
+    indexed here (tar headers only); compressed ones are read ahead in threads (stream.reading_ahead), so the
+    large bench layout's two big gzip layers inflate on two cores at once instead of one after the other."""
     if not layers:
         return []  # the tree came from a snapshot
     assert isinstance(view.fs, MergedTree)
@@ -210,31 +212,21 @@ def _read_layers(view: ImageView, src: _Source, layers: list[str], keep: KeepPol
         magic = _head(fh, start)
         placed.append((fh, start, size, magic.startswith(GZIP) or magic == ZSTD))
     policy = keep or ScanAll()
-    stop = threading.Event()
 
-    def read(fh: IO[bytes], start: int, size: int) -> StreamedLayer:
-        return read_stream_layer(PrefetchingDecoder(stoppable(_Window(fh, start, size).read, stop)), policy, stop)
+    def reader(fh: IO[bytes], start: int, size: int) -> Callable[[threading.Event], StreamedLayer]:
+        return lambda stop: read_stream_layer(PrefetchingDecoder(stoppable(_Window(fh, start, size).read, stop)),
+                                              policy, stop)
 
-    pool = None
-    pending: dict[int, Future[StreamedLayer]] = {}
-    if any(streamed for *_, streamed in placed):
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="ldfix-layer")
-        pending = {i: pool.submit(read, fh, start, size) for i, (fh, start, size, streamed) in enumerate(placed)
-                   if streamed}
     short: list[str] = []
     try:
-        for i, (fh, start, size, _) in enumerate(placed):
-            if i in pending:
-                short += merge_stream_layer(view.fs, pending[i].result())
-            else:
-                add_tar_layer(view.fs, fh, start, size)
+        with reading_ahead({i: reader(fh, start, size) for i, (fh, start, size, streamed) in enumerate(placed)
+                            if streamed}) as pending:
+            for i, (fh, start, size, _) in enumerate(placed):
+                if i in pending:
+                    short += merge_stream_layer(view.fs, pending[i].result())
+                else:
+                    add_tar_layer(view.fs, fh, start, size)
     except (tarstream.TarError, LayerStreamError) as err:
         raise ImageAccessError(f"a layer of the archive is not a readable tar: {err}",
                                "check the archive (docker save / skopeo copy it again)") from err
-    finally:
-        if pool is not None:
-            stop.set()  # a no-op when every layer was read; after a failure the others stop at their next read
-            pool.shutdown(wait=True, cancel_futures=True)
     return short

@@ -17,7 +17,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ldfix.errors import ImageAccessError
 from ldfix.image import tarstream
@@ -28,10 +28,14 @@ from ldfix.image.decode import Decoder, LayerStreamError, PrefetchingDecoder
 from ldfix.image.layers import MergedTree
 from ldfix.image.refs import Platform
 from ldfix.image.registry import Client, RemoteName
-from ldfix.image.stream import KeepPolicy, StreamedLayer, merge_stream_layer, read_stream_layer, stoppable
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
+from ldfix.image.stream import (
+    KeepPolicy,
+    StreamedLayer,
+    merge_stream_layer,
+    read_stream_layer,
+    reading_ahead,
+    stoppable,
+)
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
@@ -122,18 +126,16 @@ def _check_media(ep: Endpoint, desc: dict[str, Any]) -> str:
 
 
 def _read_layer(ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: BlobCache | None,
-                progress: Progress | None, stop: threading.Event | None = None) -> StreamedLayer:
+                progress: Progress | None, stop: threading.Event) -> StreamedLayer:
     """Download (or take from the cache) one layer blob, verify its digest and read it through with the keep
-    policy; touches no tree, so several layers are read at once (`_read_layers`)."""
+    policy; touches no tree, so several layers are read at once (`_read_layers`). Once `stop` is set its
+    reads of the blob raise Cancelled."""
     digest = str(desc.get("digest", ""))
     size = desc.get("size") if isinstance(desc.get("size"), int) else None
     cached = cache.blob(digest) if cache is not None else None
-    def source(read: Callable[[int], bytes]) -> Callable[[int], bytes]:
-        return read if stop is None else stoppable(read, stop)
-
     if cached is not None and os.path.exists(cached):
         with open(cached, "rb") as fh:
-            return _read(PrefetchingDecoder(source(fh.read)), keep, f"the cached layer {digest}", stop)
+            return _read(PrefetchingDecoder(stoppable(fh.read, stop)), keep, f"the cached layer {digest}", stop)
     tmp = None
     tee = None
     blob: Blob | None = None
@@ -143,7 +145,8 @@ def _read_layer(ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: Blo
     try:
         blob = Blob(ep, digest, size, progress, tee)
         try:
-            layer = _read(PrefetchingDecoder(source(blob.read)), keep, f"the layer {blob.short} of {ep.name}", stop)
+            layer = _read(PrefetchingDecoder(stoppable(blob.read, stop)), keep, f"the layer {blob.short} of {ep.name}",
+                          stop)
         except ImageAccessError:
             if blob.drain():  # an altered blob says so, rather than "corrupt gzip"
                 blob.verify()
@@ -165,7 +168,7 @@ def _read_layer(ep: Endpoint, desc: dict[str, Any], keep: KeepPolicy, cache: Blo
                 os.unlink(tmp)
 
 
-def _read(decoder: Decoder, keep: KeepPolicy, what: str, stop: threading.Event | None) -> StreamedLayer:
+def _read(decoder: Decoder, keep: KeepPolicy, what: str, stop: threading.Event) -> StreamedLayer:
     try:
         return read_stream_layer(decoder, keep, stop)
     except (tarstream.TarError, LayerStreamError) as err:
@@ -181,41 +184,28 @@ def _merge(tree: MergedTree, digest: str, layer: StreamedLayer, cache: BlobCache
     return short
 
 
-READERS = 2  # layers downloaded and read at once, each in a thread of its own
-
-
 def _read_layers(view: ImageView, ep: Endpoint, layers: list[dict[str, Any]], keep: KeepPolicy,
                  cache: BlobCache | None, progress: Progress | None) -> list[str]:
     """Merge the layers in order; the files a layer could not keep all of. A layer the cache has read before
-    is replayed from it; the others are downloaded and read READERS at a time, each in a thread of its own,
-    ahead of the merge (sockets, hashing and inflating hold no lock, so two layers stream on two cores). The
-    first layer in order that fails is the error, and the other threads stop at their next read of the blob."""
+    is replayed from it; the others are downloaded and read ahead in threads (stream.reading_ahead). The first
+    layer in order that fails is the error."""
     tree = view.fs
     assert isinstance(tree, MergedTree)
     digests = [_check_media(ep, desc) for desc in layers]
-    stop = threading.Event()
     replay = {i for i, digest in enumerate(digests) if cache is not None and cache.has_reads(digest)}
-    todo = [i for i in range(len(layers)) if i not in replay]
-    pool = None
-    pending: dict[int, Future[StreamedLayer]] = {}
-    if todo:
-        from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="ldfix-layer")
-        pending = {i: pool.submit(_read_layer, ep, layers[i], keep, cache, progress, stop) for i in todo}
+    def reader(desc: dict[str, Any]) -> Callable[[threading.Event], StreamedLayer]:
+        return lambda stop: _read_layer(ep, desc, keep, cache, progress, stop)
+
     short: list[str] = []
-    try:
+    with reading_ahead({i: reader(desc) for i, desc in enumerate(layers) if i not in replay}) as pending:
         for i, digest in enumerate(digests):
             if i in replay and cache is not None and cache.replay(tree, digest):
                 if progress:
                     progress({"id": digest.split(":")[-1][:12], "status": "Already exists"})
                 continue
-            layer = pending[i].result() if i in pending else _read_layer(ep, layers[i], keep, cache, progress)
+            layer = pending[i].result() if i in pending else reader(layers[i])(threading.Event())
             short += _merge(tree, digest, layer, cache)
-    finally:
-        if pool is not None:
-            stop.set()  # a no-op when every layer was read; after a failure the others stop at their next read
-            pool.shutdown(wait=True, cancel_futures=True)
     return short
 
 

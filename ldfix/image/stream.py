@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ldfix.image import tarstream
 from ldfix.image.decode import Decoder
 from ldfix.image.layers import MergedTree, apply_member, member_path
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 LOOKAHEAD = 1 << 16  # bytes buffered at a wanted offset
 FIRST = 1 << 16  # bytes of every file shown to the policy
@@ -215,6 +219,30 @@ def stoppable(read: Callable[[int], bytes], stop: threading.Event) -> Callable[[
         return read(n)
 
     return reader
+
+
+READERS = 2  # layers read at once, each in a thread of its own (this machine class has two cores)
+
+
+@contextmanager
+def reading_ahead(jobs: dict[int, Callable[[threading.Event], StreamedLayer]]
+                  ) -> Iterator[dict[int, Future[StreamedLayer]]]:
+    """Run each job (the read of one layer, given a stop event) READERS at a time in threads, ahead of a
+    merge that takes their results in layer order; yields their futures by layer index. Inflating, hashing
+    and sockets hold no lock, so two layers stream on two cores. On leaving, the event is set and the
+    threads are joined: after a failure (or an interrupt) the other reads give up at their next read."""
+    if not jobs:
+        yield {}
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="ldfix-layer")
+    try:
+        yield {i: pool.submit(job, stop) for i, job in jobs.items()}
+    finally:
+        stop.set()  # a no-op when every layer was read
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def read_stream_layer(decoder: Decoder, policy: KeepPolicy, stop: threading.Event | None = None) -> StreamedLayer:
