@@ -176,8 +176,11 @@ class MergedTree(TreeReads):
         self.put_at(parent, base, path, node)
 
     def put_at(self, parent: str, name: str, path: str, node: Node) -> None:
-        """`put` with the path already split into its parent and name."""
-        self._make_dir(parent)
+        """`put` with the path already split into its parent and name (a layer's members mostly land in a
+        directory the tree has: only otherwise are the directories above made)."""
+        above = self.nodes.get(parent)
+        if above is None or above.kind is not Kind.DIR:
+            self._make_dir(parent)
         self.put_child(parent, name, path, node)
 
     def put_child(self, parent: str, name: str, path: str, node: Node) -> None:
@@ -263,8 +266,7 @@ def member_path(name: str) -> str:
 
 def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object, path: str | None = None) -> None:
     """Apply one member of layer `layer`; `loc` locates its data in that layer's Source. `path`: the member's
-    image path when the caller has it already. A new entry in a directory the tree has (most members of a
-    layer) is inserted directly; anything else goes through put_at's checks."""
+    image path when the caller has it already."""
     path = path if path is not None else member_path(m.name)
     parent, _, base = path.rpartition("/")
     if not parent:
@@ -289,15 +291,6 @@ def apply_member(tree: MergedTree, m: tarstream.Member, layer: int, loc: object,
         return
     else:  # devices, fifos: present, never read
         node = Node(Kind.OTHER, 0, m.mode, layer)
-    nodes = tree.nodes
-    if path not in nodes:
-        above = nodes.get(parent)
-        if above is not None and above.kind is Kind.DIR:
-            nodes[path] = node
-            tree.children[parent].add(base)
-            if node.kind is Kind.DIR:
-                tree.children.setdefault(path, set())
-            return
     tree.put_at(parent, base, path, node)
 
 
