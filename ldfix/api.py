@@ -150,9 +150,9 @@ def _scan_view(view: ImageView, oracle: Oracle | None, options: ScanOptions, run
     found_notes: list[str] = []
     key = facts.view.snapshot_key
     known = _known_dists(key)
-    read_before = dict(known) if known is not None else None
+    sites_known = len(known) if known is not None else 0
     installs = detect(facts.walker, facts.index.package_dirs, found_notes, known)
-    if key is not None and known is not None and known != read_before:
+    if key is not None and known is not None and len(known) > sites_known:  # detect added the sites it read
         from ldfix.image import snapshot
 
         snapshot.save_data(key, "dists", known)

@@ -99,10 +99,10 @@ def _index(view: ImageView, walker: Walker, progress: Callable[[int], None] | No
         return build_index(walker, progress=progress)
     from ldfix.image import snapshot
 
-    index = snapshot.load_index(view.snapshot_key)
+    index = snapshot.load_data(view.snapshot_key, "index")
     if not isinstance(index, LibraryIndex):
         index = build_index(walker, progress=progress)
-        snapshot.save_index(view.snapshot_key, index)
+        snapshot.save_data(view.snapshot_key, "index", index)
     return index
 
 

@@ -273,11 +273,3 @@ def load_data(key: str, what: str) -> Any:
     except Exception:
         return None
     return value if version == VERSION else None
-
-
-def save_index(key: str, index: Any) -> None:
-    save_data(key, "index", index)
-
-
-def load_index(key: str) -> Any:
-    return load_data(key, "index")
